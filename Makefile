@@ -1,0 +1,25 @@
+# The two commands of the README: `make demo` (the main job) and `make test` (all the tests).
+.PHONY: setup demo test acceptance lint bench clean
+
+setup:
+	./scripts/setup.sh
+
+demo: setup
+	.venv/bin/python -m cart_recovery.demo.run
+
+test: setup
+	.venv/bin/pytest tests -q
+
+acceptance: setup
+	.venv/bin/pytest ../shared/acceptance -q
+
+lint: setup
+	.venv/bin/ruff check .
+	.venv/bin/ruff format --check .
+	.venv/bin/sqlfluff lint dbt_project
+
+bench: setup
+	.venv/bin/python bench/run_all.py
+
+clean:
+	rm -rf .airflow var dbt_project/target dbt_project/logs

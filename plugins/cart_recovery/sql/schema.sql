@@ -1,0 +1,213 @@
+-- Tables owned by the Python side: the raw landing zone (written by ingest) and
+-- the operational state (outbox, coupon allocations, suppressions, alerts).
+-- dbt reads them as sources; it never writes them. Idempotent: run on every task start.
+
+create schema if not exists raw;
+create schema if not exists ops;
+
+-- one row per landing file ever loaded; the checksum makes a file load once (contract §2)
+create table if not exists raw.loaded_files (
+    checksum text primary key,
+    file_name text not null,
+    kind text not null,
+    rows_loaded integer not null,
+    rows_quarantined integer not null,
+    loaded_at timestamptz not null default now()
+);
+
+-- O4: one row per rejected input row
+create table if not exists raw.quarantine (
+    quarantine_id bigserial primary key,
+    file_name text not null,
+    kind text,
+    line_number integer not null,
+    reason text not null,
+    content text not null,
+    quarantined_at timestamptz not null default now()
+);
+
+-- Every raw table carries where its row came from: _file_name, _line_number.
+create table if not exists raw.customers (
+    customer_id text not null,
+    email text,
+    phone text,
+    first_name text,
+    last_name text,
+    locale text,
+    customer_type text not null,
+    institution_kind text,
+    preferred_store_id text,
+    updated_at timestamptz not null,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.consents (
+    customer_id text not null,
+    channel text not null,
+    status text not null,
+    basis text,
+    recorded_at timestamptz not null,
+    source text,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.products (
+    sku text not null,
+    title text,
+    author text,
+    publisher text,
+    image_url text,
+    product_url text,
+    price numeric(12, 2),
+    currency text,
+    updated_at timestamptz not null,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.stores (
+    store_id text not null,
+    name text,
+    email text,
+    phone text,
+    address text,
+    city text,
+    region text,
+    url text,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.test_group (
+    customer_id text not null,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.coupon_codes (
+    pool text not null,
+    code text not null,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.push_subscriptions (
+    customer_id text not null,
+    kind text not null,
+    endpoint text not null,
+    p256dh text,
+    auth text,
+    status text not null,
+    recorded_at timestamptz not null,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.cart_events (
+    event_id text not null,
+    event_type text not null,
+    occurred_at timestamptz not null,
+    cart_id text not null,
+    customer_id text,
+    device text,
+    store_id text,
+    currency text,
+    cart_url text,
+    items jsonb not null,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.orders (
+    event_id text not null,
+    order_id text not null,
+    customer_id text,
+    cart_id text,
+    placed_at timestamptz not null,
+    status text not null,
+    store_id text,
+    currency text,
+    total numeric(12, 2) not null,
+    items jsonb not null,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+create table if not exists raw.provider_events (
+    sg_event_id text,
+    event text not null,
+    email text,
+    occurred_at timestamptz not null,
+    sg_message_id text,
+    message_id text,
+    campaign text,
+    payload jsonb not null,
+    _file_name text not null,
+    _line_number integer not null
+);
+
+-- Indexes dbt's incremental models and the daily window lean on.
+create index if not exists cart_events_occurred_at_idx on raw.cart_events (occurred_at);
+create index if not exists orders_placed_at_idx on raw.orders (placed_at);
+
+-- S2 / E6: the outbox. One row per message attempt key, committed before the API call.
+create table if not exists ops.messages (
+    message_id uuid primary key,
+    idempotency_key text not null unique,
+    campaign text not null,
+    step integer not null,
+    channel text not null,
+    customer_id text not null,
+    cart_id text not null,
+    cart_version text not null,
+    status text not null check (
+        status in ('pending', 'sent', 'failed', 'unknown', 'skipped', 'dry_run')
+    ),
+    skip_reason text,
+    provider_message_id text,
+    decided_at timestamptz not null,
+    sent_at timestamptz,
+    coupon_code text,
+    attempts integer not null default 0,
+    last_error text,
+    claimed_by text,
+    claimed_at timestamptz,
+    created_at timestamptz not null default now(),
+    updated_at timestamptz not null default now()
+);
+create index if not exists messages_customer_decided_idx on ops.messages (customer_id, decided_at);
+
+-- C2: a pool code goes to at most one cart version, ever (primary key on code), and a
+-- cart version keeps the code it got (unique key on the cart version and step).
+create table if not exists ops.coupon_allocations (
+    code text primary key,
+    pool text not null,
+    campaign text not null,
+    step integer not null,
+    customer_id text not null,
+    cart_id text not null,
+    cart_version text not null,
+    decided_at timestamptz not null,
+    allocated_at timestamptz not null default now(),
+    unique (campaign, step, cart_id, cart_version)
+);
+
+-- E4: the project's own unsubscribe records (link, one-click POST, operators).
+create table if not exists ops.unsubscribes (
+    customer_id text not null,
+    channel text not null,
+    recorded_at timestamptz not null,
+    source text not null,
+    primary key (customer_id, channel, recorded_at)
+);
+
+-- C3 and other conditions an operator must see.
+create table if not exists ops.alerts (
+    alert_id bigserial primary key,
+    kind text not null,
+    detail jsonb not null,
+    decided_at timestamptz,
+    raised_at timestamptz not null default now()
+);
