@@ -5,7 +5,7 @@ setup:
 	./scripts/setup.sh
 
 demo: setup
-	.venv/bin/python -m cart_recovery.demo.run
+	.venv/bin/python -m cart_recovery.devtools.demo_run
 
 test: setup
 	.venv/bin/pytest tests -q

@@ -1,0 +1,177 @@
+"""Task bodies and task-group builders the DAG files wire together (the DAG files stay wiring only).
+
+Time: every decision uses the run's data-interval end T (O1, O2); nothing here reads the wall clock to
+decide. Heavy imports (cosmos, dbt, psycopg, sendgrid) happen inside functions, at run time.
+"""
+
+from __future__ import annotations
+
+import logging
+from datetime import datetime
+from typing import Any
+
+log = logging.getLogger(__name__)
+
+DBT_CONN_ID = "cart_recovery_db"
+
+
+def run_params(**extra: Any) -> dict[str, Any]:
+    """Typed params shared by the deciding DAGs, so a run can be re-triggered safely from the UI."""
+    from airflow.sdk import Param
+
+    return {
+        "dry_run": Param(False, type="boolean", description="Render and record every message, send none (S3)."),
+        "campaigns": Param(
+            [], type="array", items={"type": "string"}, description="Only these campaigns (empty: every enabled one)."
+        ),
+        **extra,
+    }
+
+
+def evaluation_time(context: Any) -> datetime:
+    """T: the data-interval end of the run (contract §3)."""
+    end = context["data_interval_end"]
+    if end is None:  # an asset-triggered or unscheduled run has no interval
+        raise RuntimeError("this run has no data interval: trigger it with a logical date")
+    return end
+
+
+def campaigns_for(context: Any, cadence: str = "daily") -> list[Any]:
+    """The enabled campaigns of `cadence`, optionally narrowed by the run's `campaigns` param."""
+    from cart_recovery.campaigns import load_campaigns
+
+    wanted = set((context.get("params") or {}).get("campaigns") or [])
+    chosen = [c for c in load_campaigns() if c.enabled and c.cadence == cadence and (not wanted or c.name in wanted)]
+    unknown = wanted - {c.name for c in chosen}
+    if unknown:
+        raise ValueError(f"param campaigns names campaigns that are not enabled {cadence} campaigns: {sorted(unknown)}")
+    return chosen
+
+
+def dbt_vars(context: Any) -> dict[str, Any]:
+    """The vars every model of a run sees: T and the campaigns' parameters (docs/INTERFACES.md)."""
+    from cart_recovery.campaigns import to_dbt_vars
+
+    campaigns = to_dbt_vars(campaigns_for(context))
+    lookback = (context.get("params") or {}).get("lookback_days")
+    if lookback is not None:  # O3: the phase-1 backfill looks back `lookback_days` instead of one day
+        for c in campaigns:
+            c["max_cart_age_hours"] = int(lookback) * 24
+    return {"evaluation_time": evaluation_time(context).isoformat(), "campaigns": campaigns}
+
+
+def set_dbt_vars(context: Any, operator: Any) -> None:
+    """A cosmos interceptor: sets the run's vars on each dbt task just before its command is built."""
+    operator.vars = dbt_vars(context)
+
+
+def dbt_task_group(group_id: str = "build_models") -> Any:
+    """The dbt project as an Airflow task group, one task per model with its tests (cosmos, manifest mode)."""
+    from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+    from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+    from cart_recovery import DBT_PROJECT_DIR
+
+    manifest = DBT_PROJECT_DIR / "target" / "manifest.json"
+    if not manifest.exists():
+        raise FileNotFoundError(f"{manifest} is missing: run ./scripts/setup.sh (it runs `dbt parse`)")
+    return DbtTaskGroup(
+        group_id=group_id,
+        project_config=ProjectConfig(
+            dbt_project_path=DBT_PROJECT_DIR,
+            manifest_path=manifest,
+            project_name="cart_recovery",
+            install_dbt_deps=False,
+        ),
+        profile_config=ProfileConfig(
+            profile_name="cart_recovery",
+            target_name="airflow",
+            # one source of credentials: dbt's profile is derived from the Airflow connection (contract §1)
+            profile_mapping=PostgresUserPasswordProfileMapping(conn_id=DBT_CONN_ID, profile_args={"schema": "public"}),
+        ),
+        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD),
+        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
+        operator_args={"interceptors": [set_dbt_vars], "install_deps": False},
+    )
+
+
+def assign_coupons(context: Any) -> dict[str, Any]:
+    from cart_recovery.coupons import assign_coupons as allocate
+    from cart_recovery.db import connect
+
+    with connect() as conn:
+        return allocate(conn, evaluation_time(context))
+
+
+def send_messages(context: Any) -> dict[str, Any]:
+    from cart_recovery.sending import send_messages as send
+
+    params = context.get("params") or {}
+    return send(
+        decided_at=evaluation_time(context),
+        run_id=context["run_id"],
+        campaigns=campaigns_for(context),
+        dry_run=bool(params.get("dry_run", False)),
+    )
+
+
+def summarize_run(context: Any) -> dict[str, Any]:
+    """Counts by outcome and by exclusion reason for T — ids and numbers only, never PII (O5)."""
+    from cart_recovery.db import connect
+
+    t = evaluation_time(context)
+    with connect() as conn:
+        outcomes = dict(
+            conn.execute(
+                "select campaign || ':' || status, count(*) from ops.messages where decided_at = %s group by 1",
+                (t,),
+            ).fetchall()
+        )
+        reasons = dict(
+            conn.execute(
+                "select campaign || ':' || reason, count(*) from marts.recipient_exclusions "
+                "where decided_at = %s group by 1",
+                (t,),
+            ).fetchall()
+        )
+        carts = conn.execute(
+            "select count(*), count(*) filter (where is_targetable) from marts.abandoned_carts"
+        ).fetchone()
+        alerts = conn.execute("select kind, count(*) from ops.alerts where decided_at = %s group by 1", (t,)).fetchall()
+    summary = {
+        "evaluation_time": t.isoformat(),
+        "abandoned_carts": carts[0],
+        "targetable_carts": carts[1],
+        "messages_by_outcome": outcomes,
+        "exclusions_by_reason": reasons,
+        "alerts": dict(alerts),
+    }
+    log.info("run summary: %s", summary)
+    unresolved = {k: v for k, v in outcomes.items() if k.endswith((":unknown", ":failed"))}
+    if unresolved:
+        log.warning("messages needing an operator's look (unknown = may have been sent; never resent): %s", unresolved)
+    return summary
+
+
+def load_landing_files() -> dict[str, Any]:
+    from cart_recovery.ingest import run_ingest
+
+    return run_ingest()
+
+
+def build_decide_and_send() -> None:
+    """The chain shared by the daily and backfill DAGs, created inside the calling DAG's context:
+    load_landing_files >> build_models >> assign_coupons >> send_messages >> summarize_run."""
+    from airflow.sdk import get_current_context, task
+
+    def in_context(fn: Any) -> Any:
+        def run() -> dict[str, Any]:
+            return fn(get_current_context())
+
+        run.__name__ = fn.__name__
+        run.__doc__ = fn.__doc__
+        return task(task_id=fn.__name__)(run)()
+
+    load = task(task_id="load_landing_files")(load_landing_files)()
+    load >> dbt_task_group() >> in_context(assign_coupons) >> in_context(send_messages) >> in_context(summarize_run)
