@@ -14,7 +14,7 @@ CONTRACT_DAGS = {"cart_recovery_ingest", "cart_recovery_daily", "cart_recovery_b
 
 
 @pytest.fixture(scope="module")
-def dagbag():
+def dagbag(airflow_metadata):
     from airflow.dag_processing.dagbag import DagBag
 
     return DagBag(dag_folder=str(PROJECT / "dags"))

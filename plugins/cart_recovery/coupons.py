@@ -1,0 +1,80 @@
+"""Unique coupon codes from pools (C2, C3), set-based and safe under overlapping runs.
+
+`marts.coupon_assignments` says which tier each eligible cart version gets; this hands out pool codes:
+- a code goes to at most one cart version, ever: `ops.coupon_allocations` has its primary key on the code;
+- the same cart version keeps its code on every rerun: unique (campaign, step, cart_id, cart_version);
+- two runs at once: a transaction-scoped advisory lock per pool serialises allocation from that pool, and
+  `on conflict do nothing` keeps the constraints the last word;
+- an exhausted pool allocates nothing (eligible_recipients shows the tier's static code) and raises one
+  `coupon_pool_exhausted` alert per pool and run.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+from datetime import datetime
+from typing import Any
+
+import psycopg
+
+log = logging.getLogger(__name__)
+
+_ALLOCATE = """
+with needing as (
+    select a.campaign, a.step, a.customer_id, a.cart_id, a.cart_version, a.decided_at,
+           row_number() over (order by a.campaign, a.step, a.cart_id) as n
+    from marts.coupon_assignments as a
+    where a.coupon_pool = %(pool)s and a.decided_at = %(t)s
+      and not exists (
+          select 1 from ops.coupon_allocations as c
+          where c.campaign = a.campaign and c.step = a.step and c.cart_id = a.cart_id
+            and c.cart_version = a.cart_version
+      )
+),
+free_codes as (
+    select k.code, row_number() over (order by k.code) as n
+    from staging.stg_shop__coupon_codes as k
+    where k.pool = %(pool)s
+      and not exists (select 1 from ops.coupon_allocations as c where c.code = k.code)
+    limit (select count(*) from needing)
+),
+inserted as (
+    insert into ops.coupon_allocations (code, pool, campaign, step, customer_id, cart_id, cart_version, decided_at)
+    select f.code, %(pool)s, n.campaign, n.step, n.customer_id, n.cart_id, n.cart_version, n.decided_at
+    from needing as n
+    inner join free_codes as f using (n)
+    on conflict do nothing
+    returning 1
+)
+select (select count(*) from needing) as needed, (select count(*) from inserted) as allocated
+"""
+
+
+def assign_coupons(conn: psycopg.Connection, decided_at: datetime) -> dict[str, Any]:
+    """Allocate pool codes to the run's coupon assignments at T; returns counts per pool."""
+    pools = [
+        r[0]
+        for r in conn.execute(
+            "select distinct coupon_pool from marts.coupon_assignments "
+            "where decided_at = %s and coupon_pool is not null order by 1",
+            (decided_at,),
+        ).fetchall()
+    ]
+    conn.commit()
+    counts: dict[str, Any] = {}
+    for pool in pools:
+        with conn.transaction():
+            conn.execute("select pg_advisory_xact_lock(hashtext('cart_recovery.coupon_pool:' || %s))", (pool,))
+            needed, allocated = conn.execute(_ALLOCATE, {"pool": pool, "t": decided_at}).fetchone()
+            missing = needed - allocated
+            if missing > 0:
+                # C3: never reuse a code; the static code applies and an operator sees why
+                conn.execute(
+                    "insert into ops.alerts (kind, detail, decided_at) values ('coupon_pool_exhausted', %s, %s)",
+                    (json.dumps({"pool": pool, "missing": missing}), decided_at),
+                )
+                log.warning("coupon pool %s exhausted: %d cart versions get the static code", pool, missing)
+        counts[pool] = {"needed": needed, "allocated": allocated, "fell_back_to_static": missing}
+    log.info("coupons at %s: %s", decided_at.isoformat(), counts)
+    return counts

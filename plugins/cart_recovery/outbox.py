@@ -1,0 +1,258 @@
+"""The outbox, `ops.messages`: one row per message attempt key, written before any send (S2, E6).
+
+Keys (docs/INTERFACES.md): `idempotency_key = campaign:step:cart_id:cart_version`,
+`message_id = uuid5(MESSAGE_ID_NAMESPACE, idempotency_key)`. A dry run records under `dry_run:<key>` (S3),
+so a later real run of the same date still sends.
+
+Life of a row:
+    pending --claim--> (claimed: claimed_by, claimed_at, attempts+1; committed before the API call)
+        202                      -> sent (provider_message_id, sent_at)
+        4xx other than 429       -> failed (last_error)
+        timeout after sending    -> unknown (never re-sent automatically)
+        429 / 5xx / not sent, retries exhausted in this run
+                                 -> pending again, unclaimed (a rerun of the task retries it); `failed` once
+                                    `attempts` reaches the total bound
+    pending + a claim older than the stale threshold (the process died between the API call and the
+    outbox update) -> unknown at the start of the next run, never re-sent.
+Only the run holding the claim may record an outcome (`claimed_by` in every update).
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+from psycopg.rows import tuple_row
+
+log = logging.getLogger(__name__)
+
+# Fixed forever: message ids of past messages are recomputed from their keys (O2, attribution).
+MESSAGE_ID_NAMESPACE = uuid.UUID("0b6f3c1e-2f4d-5a8b-9c7e-6a1d2e3f4b5c")
+DRY_RUN_PREFIX = "dry_run:"
+STALE_CLAIM_AFTER = timedelta(minutes=15)
+
+_COLUMNS = (
+    "message_id, idempotency_key, campaign, step, channel, customer_id, cart_id, cart_version, "
+    "status, skip_reason, decided_at, coupon_code, last_error"
+)
+
+
+def _q(conn: psycopg.Connection, sql: str, params: Any = None) -> psycopg.Cursor[Any]:
+    # tuple rows whatever the connection's row factory
+    return conn.cursor(row_factory=tuple_row).execute(sql, params)
+
+
+def idempotency_key(campaign: str, step: int, cart_id: str, cart_version: Any, *, dry_run: bool = False) -> str:
+    key = f"{campaign}:{int(step)}:{cart_id}:{cart_version}"
+    return DRY_RUN_PREFIX + key if dry_run else key
+
+
+def message_id_for(key: str) -> uuid.UUID:
+    return uuid.uuid5(MESSAGE_ID_NAMESPACE, key)
+
+
+@dataclass(frozen=True)
+class OutboxRow:
+    idempotency_key: str
+    campaign: str
+    step: int
+    channel: str
+    customer_id: str
+    cart_id: str
+    cart_version: str
+    decided_at: datetime
+    coupon_code: str | None = None
+    status: str = "pending"
+    skip_reason: str | None = None
+    last_error: str | None = None
+
+    @property
+    def message_id(self) -> uuid.UUID:
+        return message_id_for(self.idempotency_key)
+
+
+def record(conn: psycopg.Connection, rows: Iterable[OutboxRow]) -> int:
+    """Insert rows, keeping any existing row of the same key (`on conflict do nothing`); commits.
+
+    Returns how many were new. COPY into a temporary table, then one insert: 100k rows in about a second.
+    """
+    # one transaction, also on an autocommit connection (the temp table empties at commit)
+    with conn.transaction(), conn.cursor() as cur:
+        cur.execute(
+            "create temp table if not exists cr_outbox_in (like ops.messages including defaults) on commit delete rows"
+        )
+        with cur.copy(f"copy cr_outbox_in ({_COLUMNS}) from stdin") as copy:
+            for r in rows:
+                copy.write_row(
+                    (
+                        r.message_id,
+                        r.idempotency_key,
+                        r.campaign,
+                        r.step,
+                        r.channel,
+                        r.customer_id,
+                        r.cart_id,
+                        r.cart_version,
+                        r.status,
+                        r.skip_reason,
+                        r.decided_at,
+                        r.coupon_code,
+                        r.last_error,
+                    )
+                )
+        cur.execute(
+            f"insert into ops.messages ({_COLUMNS}) select {_COLUMNS} from cr_outbox_in "
+            "on conflict (idempotency_key) do nothing"
+        )
+        inserted = cur.rowcount
+    conn.commit()
+    return inserted
+
+
+def resolve_stale_claims(conn: psycopg.Connection, older_than: timedelta = STALE_CLAIM_AFTER) -> int:
+    """Claims older than `older_than` on rows still pending -> unknown (may have been sent; never re-sent)."""
+    cur = _q(
+        conn,
+        "update ops.messages set status = 'unknown', updated_at = now(), "
+        "last_error = 'claim by ' || coalesce(claimed_by, '?') || ' at ' || claimed_at::text || "
+        "' never resolved: the sender stopped between the API call and the outbox update; the message may have "
+        "been sent, so it is not re-sent automatically' "
+        "where status = 'pending' and claimed_at is not null and claimed_at < now() - %s "
+        "returning message_id",
+        (older_than,),
+    )
+    ids = cur.fetchall()
+    conn.commit()
+    if ids:
+        log.warning(
+            "%d stale claim(s) resolved to unknown (never re-sent): %s",
+            len(ids),
+            ", ".join(str(i[0]) for i in ids[:20]),
+        )
+    return len(ids)
+
+
+def claim(conn: psycopg.Connection, message_id: uuid.UUID, worker: str) -> int | None:
+    """Take a pending, unclaimed row for this worker (committed: autocommit connection). Returns attempts,
+    or None when another run has it or it is no longer pending — then this run must not send it (E6)."""
+    row = _q(
+        conn,
+        "update ops.messages set claimed_by = %s, claimed_at = now(), attempts = attempts + 1, updated_at = now() "
+        "where message_id = %s and status = 'pending' and claimed_at is null returning attempts",
+        (worker, message_id),
+    ).fetchone()
+    return row[0] if row else None
+
+
+def touch(conn: psycopg.Connection, message_id: uuid.UUID, worker: str, error: str) -> None:
+    """Another attempt on a row this worker holds (attempts+1, fresh claimed_at so it does not look stale)."""
+    _q(
+        conn,
+        "update ops.messages set attempts = attempts + 1, claimed_at = now(), last_error = %s, updated_at = now() "
+        "where message_id = %s and claimed_by = %s and status = 'pending'",
+        (error, message_id, worker),
+    )
+
+
+def _finish(conn: psycopg.Connection, sql: str, params: tuple[Any, ...]) -> bool:
+    # one autocommit statement: the outcome is durable before the next message is claimed
+    return _q(conn, sql, params).rowcount == 1
+
+
+def mark_sent(conn: psycopg.Connection, message_id: uuid.UUID, worker: str, provider_message_id: str | None) -> bool:
+    # also from unknown: a slow answer that arrives after another run declared the claim stale is the truth
+    return _finish(
+        conn,
+        "update ops.messages set status = 'sent', provider_message_id = %s, sent_at = now(), last_error = null, "
+        "updated_at = now() where message_id = %s and claimed_by = %s and status in ('pending', 'unknown')",
+        (provider_message_id, message_id, worker),
+    )
+
+
+def mark_failed(conn: psycopg.Connection, message_id: uuid.UUID, worker: str, error: str) -> bool:
+    return _finish(
+        conn,
+        "update ops.messages set status = 'failed', last_error = %s, updated_at = now() "
+        "where message_id = %s and claimed_by = %s and status = 'pending'",
+        (error, message_id, worker),
+    )
+
+
+def mark_unknown(conn: psycopg.Connection, message_id: uuid.UUID, worker: str, error: str) -> bool:
+    return _finish(
+        conn,
+        "update ops.messages set status = 'unknown', last_error = %s, updated_at = now() "
+        "where message_id = %s and claimed_by = %s and status = 'pending'",
+        (error, message_id, worker),
+    )
+
+
+def release(conn: psycopg.Connection, message_id: uuid.UUID, worker: str, error: str, max_total_attempts: int) -> str:
+    """Nothing was accepted and this run's retries are spent: back to unclaimed pending (a rerun retries),
+    or `failed` once `attempts` reached max_total_attempts. Returns the new status."""
+    row = _q(
+        conn,
+        "update ops.messages set status = case when attempts >= %s then 'failed' else 'pending' end, "
+        "claimed_by = null, claimed_at = null, last_error = %s, updated_at = now() "
+        "where message_id = %s and claimed_by = %s and status = 'pending' returning status",
+        (max_total_attempts, error, message_id, worker),
+    ).fetchone()
+    return row[0] if row else "lost_claim"
+
+
+def counts_by_status(
+    conn: psycopg.Connection, decided_at: datetime, campaigns: list[str] | None = None, dry_run: bool | None = None
+) -> dict[str, int]:
+    """Outbox rows of the run deciding at `decided_at`, by status (dry-run rows apart unless asked)."""
+    sql = "select status, count(*) from ops.messages where decided_at = %s"
+    params: list[Any] = [decided_at]
+    if campaigns is not None:
+        sql += " and campaign = any(%s)"
+        params.append(campaigns)
+    if dry_run is not None:
+        sql += " and (idempotency_key like 'dry\\_run:%%') = %s"
+        params.append(dry_run)
+    return dict(_q(conn, sql + " group by status order by status", params).fetchall())
+
+
+def run_summary(conn: psycopg.Connection, decided_at: datetime) -> dict[str, Any]:
+    """Counts for the DAG's summary task: messages by campaign and status, exclusions by reason. Ids and
+    numbers only (O5)."""
+    messages: dict[str, dict[str, int]] = {}
+    for campaign, status, dry, n in _q(
+        conn,
+        "select campaign, status, idempotency_key like 'dry\\_run:%%', count(*) from ops.messages "
+        "where decided_at = %s group by 1, 2, 3 order by 1, 2",
+        (decided_at,),
+    ).fetchall():
+        messages.setdefault(campaign + (" (dry run)" if dry else ""), {})[status] = n
+    skips = dict(
+        _q(
+            conn,
+            "select coalesce(skip_reason, '?'), count(*) from ops.messages "
+            "where decided_at = %s and status = 'skipped' group by 1",
+            (decided_at,),
+        ).fetchall()
+    )
+    reasons: dict[str, int] = {}
+    if _q(conn, "select to_regclass('marts.recipient_exclusions')").fetchone()[0]:
+        reasons = dict(
+            _q(
+                conn,
+                "select reason, count(*) from marts.recipient_exclusions "
+                "where decided_at = %s group by 1 order by 2 desc",
+                (decided_at,),
+            ).fetchall()
+        )
+    conn.commit()
+    return {
+        "decided_at": decided_at.isoformat(),
+        "messages": messages,
+        "skipped_by_reason": skips,
+        "exclusions_by_reason": reasons,
+    }
