@@ -7,8 +7,11 @@ setup:
 demo: setup
 	.venv/bin/python -m cart_recovery.devtools.demo_run
 
+# the project's tests, then the shared black-box acceptance suite when it is beside the checkout
+ACCEPTANCE := $(wildcard ../shared/acceptance)
+
 test: setup
-	.venv/bin/pytest tests -q
+	.venv/bin/pytest tests $(ACCEPTANCE) -q
 
 acceptance: setup
 	.venv/bin/pytest ../shared/acceptance -q

@@ -92,7 +92,7 @@ def dbt_task_group(group_id: str = "build_models") -> Any:
         ),
         render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
-        operator_args={"interceptors": [set_dbt_vars], "install_deps": False},
+        operator_args={"interceptors": [set_dbt_vars]},
     )
 
 
