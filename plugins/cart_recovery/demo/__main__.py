@@ -1,0 +1,3 @@
+from cart_recovery.demo.generate import main
+
+main()
