@@ -24,5 +24,4 @@ if [ ! -f "$stamp" ]; then
 fi
 
 # cosmos renders the dbt DAG from target/manifest.json (LoadMode.DBT_MANIFEST): never `dbt ls` at parse time
-AIRFLOW_CONN_CART_RECOVERY_DB=${AIRFLOW_CONN_CART_RECOVERY_DB:-postgresql://parse:parse@127.0.0.1:5432/parse} \
-  .venv/bin/python -c 'from cart_recovery.dbt import run_dbt; run_dbt(["parse"])' >/dev/null
+.venv/bin/python -m cart_recovery.dbt >/dev/null

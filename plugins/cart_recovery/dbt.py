@@ -46,15 +46,25 @@ def run_dbt(
     conn_id: str = CONN_ID,
     target_path: Path | None = None,
 ) -> Any:
-    """Run `dbt <args>`; raise DbtError naming the failed nodes. The password lives only in a temporary
-    profiles.yml readable by this user, never in arguments or logs."""
+    """Run `dbt <args>` (target path: a temporary folder unless given); raise DbtError naming the failed
+    nodes. The password lives only in a temporary profiles.yml readable by this user, never in arguments
+    or logs."""
     from dbt.cli.main import dbtRunner
 
     with tempfile.TemporaryDirectory(prefix="cr-dbt-profile-") as profiles_dir:
         (Path(profiles_dir) / "profiles.yml").write_text(yaml.safe_dump(_profiles_yml(conn_params(conn_id))))
-        cli = [*args, "--project-dir", str(DBT_PROJECT_DIR), "--profiles-dir", profiles_dir]
-        if target_path is not None:
-            cli += ["--target-path", str(target_path)]
+        # dbt_project/target holds the manifest the DAGs render from: only an explicit target writes there,
+        # so tests and CLI runs never race with a DAG run over it
+        target = target_path or Path(profiles_dir) / "target"
+        cli = [
+            *args,
+            "--project-dir",
+            str(DBT_PROJECT_DIR),
+            "--profiles-dir",
+            profiles_dir,
+            "--target-path",
+            str(target),
+        ]
         if vars:
             cli += ["--vars", json.dumps(vars, default=str)]
         result = dbtRunner().invoke(cli)
@@ -80,3 +90,18 @@ def build_models(
         vars["campaigns"] = campaigns
     args = ["build"] + (["--select", select] if select else [])
     return run_dbt(args, vars=vars, conn_id=conn_id)
+
+
+def write_manifest() -> Path:
+    """`dbt parse` into dbt_project/target: the manifest.json cosmos renders the DAGs from. Parsing needs
+    no database, so a placeholder connection serves when none is configured."""
+    import os
+
+    os.environ.setdefault("AIRFLOW_CONN_CART_RECOVERY_DB", "postgresql://parse:parse@127.0.0.1:5432/parse")
+    target = DBT_PROJECT_DIR / "target"
+    run_dbt(["parse"], target_path=target)
+    return target / "manifest.json"
+
+
+if __name__ == "__main__":
+    print(write_manifest())

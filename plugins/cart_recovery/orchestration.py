@@ -90,7 +90,12 @@ def dbt_task_group(group_id: str = "build_models") -> Any:
             # one source of credentials: dbt's profile is derived from the Airflow connection (contract §1)
             profile_mapping=PostgresUserPasswordProfileMapping(conn_id=DBT_CONN_ID, profile_args={"schema": "public"}),
         ),
-        render_config=RenderConfig(load_method=LoadMode.DBT_MANIFEST, test_behavior=TestBehavior.BUILD),
+        render_config=RenderConfig(
+            load_method=LoadMode.DBT_MANIFEST,
+            test_behavior=TestBehavior.BUILD,
+            # a test over two models (relationships) runs as its own task once both are built
+            should_detach_multiple_parents_tests=True,
+        ),
         execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
         operator_args={"interceptors": [set_dbt_vars]},
     )
