@@ -108,8 +108,7 @@ def record(conn: psycopg.Connection, rows: Iterable[OutboxRow]) -> int:
         cur.execute(
             # no conflict target: message_id is derived from the key, and under two concurrent runs either
             # unique index may be the one that reports the duplicate
-            f"insert into ops.messages ({_COLUMNS}) select {_COLUMNS} from cr_outbox_in "
-            "on conflict do nothing"
+            f"insert into ops.messages ({_COLUMNS}) select {_COLUMNS} from cr_outbox_in on conflict do nothing"
         )
         inserted = cur.rowcount
     conn.commit()
