@@ -51,8 +51,35 @@ select (select count(*) from needing) as needed, (select count(*) from inserted)
 """
 
 
+_MISSING = """
+select a.campaign, count(*) as missing
+from marts.coupon_assignments as a
+where a.coupon_pool = %(pool)s and a.decided_at = %(t)s
+  and not exists (
+      select 1 from ops.coupon_allocations as c
+      where c.campaign = a.campaign and c.step = a.step and c.cart_id = a.cart_id
+        and c.cart_version = a.cart_version
+  )
+group by a.campaign
+order by a.campaign
+"""
+
+# one alert per (run, pool, campaign, shortfall): a rerun that is just as short does not add another
+_ALERT = """
+insert into ops.alerts (kind, detail, decided_at)
+select 'coupon_pool_exhausted', %(detail)s::jsonb, %(t)s
+where not exists (
+    select 1 from ops.alerts
+    where kind = 'coupon_pool_exhausted' and decided_at = %(t)s and detail = %(detail)s::jsonb
+)
+"""
+
+
 def assign_coupons(conn: psycopg.Connection, decided_at: datetime) -> dict[str, Any]:
-    """Allocate pool codes to the run's coupon assignments at T; returns counts per pool."""
+    """Allocate pool codes to the run's coupon assignments at T (`marts.coupon_assignments`).
+
+    Returns `{pool: {"needed": n, "allocated": n, "fell_back_to_static": n}}`; "needed" counts the cart
+    versions without a code before this call (a rerun needs nothing new)."""
     pools = [
         r[0]
         for r in conn.execute(
@@ -65,16 +92,22 @@ def assign_coupons(conn: psycopg.Connection, decided_at: datetime) -> dict[str, 
     counts: dict[str, Any] = {}
     for pool in pools:
         with conn.transaction():
+            # C2: one allocator per pool at a time; under READ COMMITTED the next statement sees what the
+            # run that held the lock before us committed, so no two runs pick the same free code
             conn.execute("select pg_advisory_xact_lock(hashtext('cart_recovery.coupon_pool:' || %s))", (pool,))
             needed, allocated = conn.execute(_ALLOCATE, {"pool": pool, "t": decided_at}).fetchone()
-            missing = needed - allocated
-            if missing > 0:
-                # C3: never reuse a code; the static code applies and an operator sees why
-                conn.execute(
-                    "insert into ops.alerts (kind, detail, decided_at) values ('coupon_pool_exhausted', %s, %s)",
-                    (json.dumps({"pool": pool, "missing": missing}), decided_at),
+            missing_by_campaign = conn.execute(_MISSING, {"pool": pool, "t": decided_at}).fetchall()
+            for campaign, missing in missing_by_campaign:
+                # C3: never reuse a code; the tier's static code applies and an operator sees why
+                detail = json.dumps({"pool": pool, "campaign": campaign, "missing": missing}, sort_keys=True)
+                conn.execute(_ALERT, {"detail": detail, "t": decided_at})
+                log.warning(
+                    "coupon pool %s exhausted for campaign %s: %d cart versions get the static code",
+                    pool,
+                    campaign,
+                    missing,
                 )
-                log.warning("coupon pool %s exhausted: %d cart versions get the static code", pool, missing)
-        counts[pool] = {"needed": needed, "allocated": allocated, "fell_back_to_static": missing}
+        missing_total = sum(m for _, m in missing_by_campaign)
+        counts[pool] = {"needed": needed, "allocated": allocated, "fell_back_to_static": missing_total}
     log.info("coupons at %s: %s", decided_at.isoformat(), counts)
     return counts

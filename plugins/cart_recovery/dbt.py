@@ -17,7 +17,15 @@ from cart_recovery.db import CONN_ID, conn_params
 
 
 class DbtError(RuntimeError):
-    pass
+    """A dbt command failed; the message names the failed nodes (never a credential)."""
+
+
+def profile_mapping(conn_id: str = CONN_ID) -> Any:
+    """The cosmos profile mapping for the DAGs: the same `cart_recovery_db` connection, schema `public`
+    (the models' custom schemas are used as named, see macros/generate_schema_name.sql)."""
+    from cosmos.profiles import PostgresUserPasswordProfileMapping
+
+    return PostgresUserPasswordProfileMapping(conn_id=conn_id, profile_args={"schema": "public"})
 
 
 def _profiles_yml(params: dict[str, str]) -> dict[str, Any]:

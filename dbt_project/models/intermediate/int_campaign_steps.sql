@@ -8,7 +8,11 @@ with steps as (
     select
         {{ sql_literal(c['name']) }}::text as campaign,
         {{ s.get('step', loop.index) }}::integer as step,
-        array[{% for ch in s['channels'] %}{{ sql_literal(ch) }}{% if not loop.last %}, {% endif %}{% endfor %}]::text [] as channels,
+        array[
+            {%- for ch in s['channels'] %}
+            {{ sql_literal(ch) }}{% if not loop.last %},{% endif %}
+            {%- endfor %}
+        ]::text[] as channels,
         {{ s.get('delay_minutes', 0) }}::integer as delay_minutes,
         {{ sql_literal(s.get('template', 'abandoned_cart')) }}::text as template,
         {{ sql_literal(s.get('only_if_not_engaged', false)) }}::boolean as only_if_not_engaged,

@@ -30,17 +30,18 @@ current_items as (
 net as (
     select current_items.*
     from current_items
-    where not exists (
-        select 1
-        from purchases
-        where
-            purchases.sku = current_items.sku
-            and purchases.placed_at >= current_items.added_at
-            and (
-                purchases.customer_id = current_items.customer_id
-                or purchases.cart_id = current_items.cart_id
-            )
-    )
+    where
+        not exists (
+            select 1
+            from purchases
+            where
+                purchases.sku = current_items.sku
+                and purchases.placed_at >= current_items.added_at
+                and (
+                    purchases.customer_id = current_items.customer_id
+                    or purchases.cart_id = current_items.cart_id
+                )
+        )
 ),
 
 final as (

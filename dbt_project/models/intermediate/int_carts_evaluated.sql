@@ -29,7 +29,15 @@ orders as (
 
 final as (
     select
-        carts.*,
+        carts.cart_id,
+        carts.cart_version,
+        carts.customer_id,
+        carts.device,
+        carts.store_id,
+        carts.currency,
+        carts.cart_url,
+        carts.last_activity_at,
+        carts.is_deleted,
         coalesce(net_items.item_count, 0) as item_count,
         coalesce(net_items.cart_value, 0)::numeric(12, 2) as cart_value,
         coalesce(gross_items.gross_item_count, 0) as gross_item_count,

@@ -6,7 +6,13 @@ with records as (
 ),
 
 latest as (
-    select distinct on (customer_id, channel) *
+    select distinct on (customer_id, channel)
+        customer_id,
+        channel,
+        status,
+        basis,
+        recorded_at,
+        consent_source
     from records
     order by customer_id asc, channel asc, recorded_at desc
 )

@@ -5,7 +5,17 @@ with versions as (
 ),
 
 latest as (
-    select distinct on (customer_id) *
+    select distinct on (customer_id)
+        customer_id,
+        email,
+        phone,
+        first_name,
+        last_name,
+        locale,
+        customer_type,
+        institution_kind,
+        preferred_store_id,
+        updated_at
     from versions
     order by customer_id asc, updated_at desc
 )

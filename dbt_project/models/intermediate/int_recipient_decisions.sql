@@ -3,7 +3,7 @@
 -- reason, in the E9 priority order, that stops it. reason is null when the cart version is to be messaged.
 --
 -- E9 priority order (the first that applies wins):
---   anonymous, institutional, superseded_by_newer_cart,
+--   anonymous, institutional, superseded_by_newer_cart, no_email (D4, whatever the channel),
 --   (for the step's first channel) no_email | invalid_email | no_phone | invalid_phone |
 --   no_push_subscription, no_consent, consent_expired, suppressed,
 --   not_in_test_group, already_sent, frequency_capped, holdout
@@ -83,18 +83,20 @@ channel_checks as (
                     where push_subscriptions.customer_id = ranked.customer_id and push_subscriptions.status = 'active'
                 )
                 then 'no_push_subscription'
-            when consents.status is distinct from 'granted' then 'no_consent'
+            when (consents.status is distinct from 'granted') then 'no_consent'
             when
                 consents.basis = 'implied'
                 and consents.recorded_at + make_interval(days => campaigns.implied_consent_days)
                 <= campaigns.evaluated_at
                 then 'consent_expired'
-            when exists (
-                select 1 from suppressions
-                where
-                    suppressions.channel = channel.name
-                    and (suppressions.email = customers.email or suppressions.customer_id = ranked.customer_id)
-            ) then 'suppressed'
+            when
+                exists (
+                    select 1 from suppressions
+                    where
+                        suppressions.channel = channel.name
+                        and (suppressions.email = customers.email or suppressions.customer_id = ranked.customer_id)
+                )
+                then 'suppressed'
         end as channel_reason
     from ranked
     inner join campaigns on ranked.campaign = campaigns.campaign
@@ -129,27 +131,44 @@ decided as (
             when ranked.customer_id is null or customers.customer_id is null then 'anonymous'
             when customers.customer_type = 'institution' then 'institutional'
             when ranked.recency_rank > 1 then 'superseded_by_newer_cart'
+            -- D4: a customer without an email address is never targeted, whatever the step's channel
+            when customers.email is null then 'no_email'
             when channel_choice.channel is null then channel_choice.first_channel_reason
             when
                 campaigns.audience = 'test_group'
-                and not exists (select 1 from test_group where test_group.customer_id = ranked.customer_id)
+                and not exists (
+                    select 1 from test_group
+                    where test_group.customer_id = ranked.customer_id
+                )
                 then 'not_in_test_group'
-            when exists (
-                select 1 from messages
-                where
-                    messages.campaign = ranked.campaign
-                    and messages.step = 1
-                    and messages.cart_id = ranked.cart_id
-                    and messages.cart_version = ranked.cart_version
-                    and messages.status not in ('dry_run', 'skipped')
-            ) then 'already_sent'
-            when exists (
-                select 1 from messages
-                where
-                    messages.customer_id = ranked.customer_id
-                    and messages.status in ('pending', 'sent', 'unknown')
-                    and messages.decided_at > campaigns.evaluated_at - make_interval(days => campaigns.frequency_cap_days)
-            ) then 'frequency_capped'
+            when
+                exists (
+                    select 1 from messages
+                    where
+                        messages.campaign = ranked.campaign
+                        and messages.step = 1
+                        and messages.cart_id = ranked.cart_id
+                        and messages.cart_version = ranked.cart_version
+                        and messages.status not in ('dry_run', 'skipped')
+                )
+                then 'already_sent'
+            when
+                exists (
+                    select 1 from messages
+                    where
+                        messages.customer_id = ranked.customer_id
+                        and messages.status in ('pending', 'sent', 'unknown')
+                        -- E5: decided in [T - frequency_cap_days, T), any campaign and step; the cart
+                        -- version's own messages are E6's business, not the cap's
+                        and messages.decided_at
+                        >= campaigns.evaluated_at - make_interval(days => campaigns.frequency_cap_days)
+                        and messages.decided_at < campaigns.evaluated_at
+                        and not (
+                            messages.cart_id = ranked.cart_id
+                            and messages.cart_version = ranked.cart_version
+                        )
+                )
+                then 'frequency_capped'
             when
                 ('x' || substr(md5(ranked.customer_id || ':' || ranked.campaign), 1, 8))::bit(32)::bigint % 100
                 < campaigns.holdout_percent

@@ -16,6 +16,25 @@ with provider as (
         )
 ),
 
+-- the same events when they carry no address but our message id (custom arg): the message's customer
+by_message as (
+    select distinct
+        'email' as channel,
+        null::text as email,
+        message_rows.customer_id
+    from {{ ref('stg_shop__provider_events') }} as events
+    inner join {{ ref('stg_ops__messages') }} as message_rows
+        on events.message_id = message_rows.message_id::text
+    where
+        events.occurred_at <= {{ evaluation_time() }}
+        and events.email is null
+        and (
+            events.event in ('spamreport', 'unsubscribe', 'group_unsubscribe')
+            or (events.event = 'bounce' and coalesce(events.bounce_type, 'bounce') = 'bounce')
+            or (events.event = 'dropped' and coalesce(events.reason, '') ilike '%bounce%')
+        )
+),
+
 sms_stops as (
     select distinct
         'sms' as channel,
@@ -37,6 +56,8 @@ own as (
 )
 
 select * from provider
+union all
+select * from by_message
 union all
 select * from sms_stops
 union all

@@ -31,8 +31,8 @@ final as (
     from campaigns
     inner join carts
         on
-            carts.last_activity_at > campaigns.window_start
-            and carts.last_activity_at <= campaigns.window_end
+            campaigns.window_start < carts.last_activity_at
+            and campaigns.window_end >= carts.last_activity_at
     left join customers on carts.customer_id = customers.customer_id
     where
         not carts.is_deleted

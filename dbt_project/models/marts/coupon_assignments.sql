@@ -45,14 +45,17 @@ matched as (
     inner join tiers
         on
             with_tier_set.tier_set = tiers.tier_set
-            and (tiers.channel = with_tier_set.channel or tiers.channel = 'any')
+            and (with_tier_set.channel = tiers.channel or tiers.channel = 'any')
             and with_tier_set.cart_value >= tiers.min_value
             and (tiers.max_value is null or with_tier_set.cart_value <= tiers.max_value)
     where with_tier_set.tier_set is not null and with_tier_set.tier_set != 'none'
     -- a tier for the exact channel (the SMS 5 %) beats the value tiers
     order by
-        with_tier_set.campaign, with_tier_set.step, with_tier_set.cart_id,
-        (tiers.channel = with_tier_set.channel) desc, tiers.min_value desc
+        with_tier_set.campaign asc,
+        with_tier_set.step asc,
+        with_tier_set.cart_id asc,
+        (with_tier_set.channel = tiers.channel) desc,
+        tiers.min_value desc
 )
 
 select * from matched

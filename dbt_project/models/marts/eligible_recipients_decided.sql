@@ -23,8 +23,9 @@ final as (
         coupons.coupon_percent,
         coupons.coupon_pool,
         coupons.coupon_static_code,
-        decisions.campaign || ':' || decisions.step || ':' || decisions.cart_id || ':' || decisions.cart_version
-        as idempotency_key
+        (
+            decisions.campaign || ':' || decisions.step || ':' || decisions.cart_id || ':' || decisions.cart_version
+        ) as idempotency_key
     from decisions
     left join coupons
         on

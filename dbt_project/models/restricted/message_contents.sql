@@ -76,7 +76,7 @@ final as (
                         'unit_price', items.unit_price,
                         'quantity', items.quantity
                     ) order by items.item_rank
-                ), '[]'::jsonb)
+                ), '[]'::jsonb) as items_json
             from items
             where items.cart_id = decided.cart_id and items.item_rank <= campaigns.max_items
         ) as items
@@ -84,10 +84,15 @@ final as (
     inner join campaigns on decided.campaign = campaigns.campaign
     inner join carts on decided.cart_id = carts.cart_id
     left join customers on decided.customer_id = customers.customer_id
-    left join stores on stores.store_id = coalesce(
-        (select s.store_id from stores as s where s.store_id = customers.preferred_store_id),
-        carts.store_id
-    )
+    left join stores
+        on
+            stores.store_id = coalesce(
+                (
+                    select s.store_id from stores as s
+                    where s.store_id = customers.preferred_store_id
+                ),
+                carts.store_id
+            )
 )
 
 select * from final

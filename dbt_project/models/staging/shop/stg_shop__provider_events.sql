@@ -5,10 +5,9 @@ with source as (
 ),
 
 by_id as (
-    select distinct on (coalesce(sg_event_id, md5(payload::text)))
-        *
+    select distinct on (coalesce(sg_event_id, md5(payload::text))) *
     from source
-    order by coalesce(sg_event_id, md5(payload::text)), _file_name asc, _line_number asc
+    order by coalesce(sg_event_id, md5(payload::text)) asc, _file_name asc, _line_number asc
 ),
 
 by_content as (
@@ -23,7 +22,7 @@ by_content as (
         payload ->> 'reason' as reason,
         payload ->> 'type' as bounce_type
     from by_id
-    order by event, sg_message_id, occurred_at, lower(email), _file_name asc, _line_number asc
+    order by event asc, sg_message_id asc, occurred_at asc, lower(email) asc, _file_name asc, _line_number asc
 )
 
 select * from by_content
