@@ -1,5 +1,5 @@
--- Each cart at T with its remaining items and value, and whether it is converted (D3): a completed order
--- by the customer (or for the cart) placed after the cart's last activity and no later than T, or
+-- Each active cart at T with its remaining items and value, and whether it is converted (D3): a completed
+-- order by the customer (or for the cart) placed after the cart's last activity and no later than T, or
 -- nothing left once purchased items are removed.
 with carts as (
     select * from {{ ref('int_carts_latest_state') }}
@@ -14,17 +14,24 @@ net_items as (
     group by cart_id
 ),
 
-gross_items as (
-    select
-        event_id as cart_version,
-        count(*) as gross_item_count
-    from {{ ref('stg_shop__cart_items') }}
-    group by event_id
+orders as (
+    select * from {{ ref('int_orders_for_active_carts') }}
 ),
 
-orders as (
-    select * from {{ ref('stg_shop__orders') }}
-    where status = 'completed' and placed_at <= {{ evaluation_time() }}
+converted as (
+    select carts.cart_id
+    from carts
+    inner join orders
+        on
+            carts.customer_id = orders.customer_id
+            and carts.last_activity_at < orders.placed_at
+    union
+    select carts.cart_id
+    from carts
+    inner join orders
+        on
+            carts.cart_id = orders.cart_id
+            and carts.last_activity_at < orders.placed_at
 ),
 
 final as (
@@ -40,19 +47,14 @@ final as (
         carts.is_deleted,
         coalesce(net_items.item_count, 0) as item_count,
         coalesce(net_items.cart_value, 0)::numeric(12, 2) as cart_value,
-        coalesce(gross_items.gross_item_count, 0) as gross_item_count,
+        carts.gross_item_count,
         (
-            exists (
-                select 1 from orders
-                where
-                    orders.placed_at > carts.last_activity_at
-                    and (orders.cart_id = carts.cart_id or orders.customer_id = carts.customer_id)
-            )
-            or (coalesce(gross_items.gross_item_count, 0) > 0 and net_items.item_count is null)
+            converted.cart_id is not null
+            or (carts.gross_item_count > 0 and net_items.item_count is null)
         ) as is_converted
     from carts
     left join net_items on carts.cart_id = net_items.cart_id
-    left join gross_items on carts.cart_version = gross_items.cart_version
+    left join converted on carts.cart_id = converted.cart_id
 )
 
 select * from final

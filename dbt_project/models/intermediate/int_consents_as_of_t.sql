@@ -1,8 +1,17 @@
 -- E3: the latest consent record per (customer, channel) at T, and whether it is in force:
 -- granted, and if implied (CASL) recorded less than implied_consent_days before T.
-with records as (
-    select * from {{ ref('stg_shop__consents') }}
-    where recorded_at <= {{ evaluation_time() }}
+-- Only the customers of the active carts (int_carts_latest_state) are kept.
+with active_customers as (
+    select distinct customer_id
+    from {{ ref('int_carts_latest_state') }}
+    where customer_id is not null
+),
+
+records as (
+    select consents.*
+    from {{ ref('stg_shop__consents') }} as consents
+    inner join active_customers on consents.customer_id = active_customers.customer_id
+    where consents.recorded_at <= {{ evaluation_time() }}
 ),
 
 latest as (

@@ -1,7 +1,16 @@
--- The customer record in force at T: the latest `updated_at` not after T.
-with versions as (
-    select * from {{ ref('stg_shop__customers') }}
-    where updated_at <= {{ evaluation_time() }}
+-- The customer record in force at T: the latest `updated_at` not after T. Only the customers of the active
+-- carts (int_carts_latest_state) are kept: no other customer can be decided on at T.
+with active_customers as (
+    select distinct customer_id
+    from {{ ref('int_carts_latest_state') }}
+    where customer_id is not null
+),
+
+versions as (
+    select customers.*
+    from {{ ref('stg_shop__customers') }} as customers
+    inner join active_customers on customers.customer_id = active_customers.customer_id
+    where customers.updated_at <= {{ evaluation_time() }}
 ),
 
 latest as (

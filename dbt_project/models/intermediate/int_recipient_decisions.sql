@@ -61,7 +61,65 @@ ranked as (
     from abandoned
 ),
 
--- E2, E3, E4 for each channel the step may use
+-- Every check below is a join on keys (no per-row subquery), so a run costs what its carts hold.
+-- E4: (channel, customer) pairs suppressed at T, by address or by customer
+suppressed as (
+    select
+        suppressions.channel,
+        customers.customer_id
+    from suppressions
+    inner join customers on suppressions.email = customers.email
+    union
+    select
+        channel,
+        customer_id
+    from suppressions
+    where customer_id is not null
+),
+
+active_push as (
+    select distinct customer_id
+    from push_subscriptions
+    where status = 'active'
+),
+
+-- E6: cart versions a campaign's step already reached
+already_sent as (
+    select distinct
+        campaign,
+        step,
+        cart_id,
+        cart_version
+    from messages
+    where status not in ('dry_run', 'skipped')
+),
+
+-- E5: carts whose customer got a message decided in [T - frequency_cap_days, T), any campaign and step;
+-- the cart version's own messages are E6's business, not the cap's
+capped as (
+    select distinct
+        ranked.campaign,
+        ranked.cart_id
+    from ranked
+    inner join campaigns on ranked.campaign = campaigns.campaign
+    inner join messages
+        on
+            ranked.customer_id = messages.customer_id
+            and messages.decided_at
+            >= campaigns.evaluated_at - make_interval(days => campaigns.frequency_cap_days)
+            and campaigns.evaluated_at > messages.decided_at
+    where
+        messages.status in ('pending', 'sent', 'unknown')
+        -- E5: later steps of the sequence this cart version already entered are not capped; any other
+        -- campaign's message to the customer is
+        and not (
+            messages.campaign = ranked.campaign
+            and messages.cart_id = ranked.cart_id
+            and messages.cart_version = ranked.cart_version
+        )
+),
+
+-- E2, E3, E4 for each channel the step may use, in the step's order of preference (F3)
 channel_checks as (
     select
         ranked.campaign,
@@ -76,27 +134,14 @@ channel_checks as (
                 then 'invalid_email'
             when channel.name = 'sms' and customers.phone is null then 'no_phone'
             when channel.name = 'sms' and customers.phone !~ '^\+[1-9][0-9]{7,14}$' then 'invalid_phone'
-            when
-                channel.name = 'push'
-                and not exists (
-                    select 1 from push_subscriptions
-                    where push_subscriptions.customer_id = ranked.customer_id and push_subscriptions.status = 'active'
-                )
-                then 'no_push_subscription'
+            when channel.name = 'push' and active_push.customer_id is null then 'no_push_subscription'
             when (consents.status is distinct from 'granted') then 'no_consent'
             when
                 consents.basis = 'implied'
                 and consents.recorded_at + make_interval(days => campaigns.implied_consent_days)
                 <= campaigns.evaluated_at
                 then 'consent_expired'
-            when
-                exists (
-                    select 1 from suppressions
-                    where
-                        suppressions.channel = channel.name
-                        and (suppressions.email = customers.email or suppressions.customer_id = ranked.customer_id)
-                )
-                then 'suppressed'
+            when suppressed.customer_id is not null then 'suppressed'
         end as channel_reason
     from ranked
     inner join campaigns on ranked.campaign = campaigns.campaign
@@ -104,16 +149,19 @@ channel_checks as (
     cross join lateral unnest(first_steps.channels) with ordinality as channel (name, preference)
     left join customers on ranked.customer_id = customers.customer_id
     left join consents on ranked.customer_id = consents.customer_id and channel.name = consents.channel
+    left join active_push on ranked.customer_id = active_push.customer_id
+    left join suppressed on ranked.customer_id = suppressed.customer_id and channel.name = suppressed.channel
 ),
 
+-- the first allowed channel; when none is, the first channel's reason
 channel_choice as (
-    select
+    select distinct on (campaign, cart_id)
         campaign,
         cart_id,
-        (array_agg(channel order by preference) filter (where channel_reason is null))[1] as channel,
-        (array_agg(channel_reason order by preference))[1] as first_channel_reason
+        case when channel_reason is null then channel end as channel,
+        channel_reason as first_channel_reason
     from channel_checks
-    group by campaign, cart_id
+    order by campaign asc, cart_id asc, (channel_reason is not null) asc, preference asc
 ),
 
 decided as (
@@ -134,41 +182,9 @@ decided as (
             -- D4: a customer without an email address is never targeted, whatever the step's channel
             when customers.email is null then 'no_email'
             when channel_choice.channel is null then channel_choice.first_channel_reason
-            when
-                campaigns.audience = 'test_group'
-                and not exists (
-                    select 1 from test_group
-                    where test_group.customer_id = ranked.customer_id
-                )
-                then 'not_in_test_group'
-            when
-                exists (
-                    select 1 from messages
-                    where
-                        messages.campaign = ranked.campaign
-                        and messages.step = 1
-                        and messages.cart_id = ranked.cart_id
-                        and messages.cart_version = ranked.cart_version
-                        and messages.status not in ('dry_run', 'skipped')
-                )
-                then 'already_sent'
-            when
-                exists (
-                    select 1 from messages
-                    where
-                        messages.customer_id = ranked.customer_id
-                        and messages.status in ('pending', 'sent', 'unknown')
-                        -- E5: decided in [T - frequency_cap_days, T), any campaign and step; the cart
-                        -- version's own messages are E6's business, not the cap's
-                        and messages.decided_at
-                        >= campaigns.evaluated_at - make_interval(days => campaigns.frequency_cap_days)
-                        and messages.decided_at < campaigns.evaluated_at
-                        and not (
-                            messages.cart_id = ranked.cart_id
-                            and messages.cart_version = ranked.cart_version
-                        )
-                )
-                then 'frequency_capped'
+            when campaigns.audience = 'test_group' and test_group.customer_id is null then 'not_in_test_group'
+            when already_sent.cart_id is not null then 'already_sent'
+            when capped.cart_id is not null then 'frequency_capped'
             when
                 ('x' || substr(md5(ranked.customer_id || ':' || ranked.campaign), 1, 8))::bit(32)::bigint % 100
                 < campaigns.holdout_percent
@@ -176,8 +192,16 @@ decided as (
         end as reason
     from ranked
     inner join campaigns on ranked.campaign = campaigns.campaign
+    inner join channel_choice on ranked.campaign = channel_choice.campaign and ranked.cart_id = channel_choice.cart_id
     left join customers on ranked.customer_id = customers.customer_id
-    left join channel_choice on ranked.campaign = channel_choice.campaign and ranked.cart_id = channel_choice.cart_id
+    left join test_group on ranked.customer_id = test_group.customer_id
+    left join already_sent
+        on
+            ranked.campaign = already_sent.campaign
+            and already_sent.step = 1
+            and ranked.cart_id = already_sent.cart_id
+            and ranked.cart_version = already_sent.cart_version
+    left join capped on ranked.campaign = capped.campaign and ranked.cart_id = capped.cart_id
 )
 
 select * from decided

@@ -38,6 +38,47 @@ items as (
     left join {{ ref('stg_shop__products') }} as products on net.sku = products.sku
 ),
 
+-- M2: each recipient's items, at most the campaign's max_items, in the order they were put in the cart
+item_lists as (
+    select
+        decided.campaign,
+        decided.step,
+        decided.cart_id,
+        jsonb_agg(
+            jsonb_build_object(
+                'position', items.item_rank,
+                'sku', items.sku,
+                'title', items.title,
+                'author', items.author,
+                'publisher', items.publisher,
+                'image_url', items.image_url,
+                'product_url', items.product_url,
+                'unit_price', items.unit_price,
+                'quantity', items.quantity
+            ) order by items.item_rank
+        ) as items
+    from decided
+    inner join campaigns on decided.campaign = campaigns.campaign
+    inner join items
+        on
+            decided.cart_id = items.cart_id
+            and campaigns.max_items >= items.item_rank
+    group by decided.campaign, decided.step, decided.cart_id
+),
+
+-- M4: the customer's preferred store when it exists, else the cart's
+store_choice as (
+    select
+        decided.campaign,
+        decided.step,
+        decided.cart_id,
+        coalesce(preferred.store_id, carts.store_id) as store_id
+    from decided
+    inner join carts on decided.cart_id = carts.cart_id
+    left join customers on decided.customer_id = customers.customer_id
+    left join stores as preferred on customers.preferred_store_id = preferred.store_id
+),
+
 final as (
     select
         decided.campaign,
@@ -62,37 +103,22 @@ final as (
         carts.currency,
         carts.item_count,
         greatest(carts.item_count - campaigns.max_items, 0) as more_items_count,
-        (
-            select
-                coalesce(jsonb_agg(
-                    jsonb_build_object(
-                        'position', items.item_rank,
-                        'sku', items.sku,
-                        'title', items.title,
-                        'author', items.author,
-                        'publisher', items.publisher,
-                        'image_url', items.image_url,
-                        'product_url', items.product_url,
-                        'unit_price', items.unit_price,
-                        'quantity', items.quantity
-                    ) order by items.item_rank
-                ), '[]'::jsonb) as items_json
-            from items
-            where items.cart_id = decided.cart_id and items.item_rank <= campaigns.max_items
-        ) as items
+        coalesce(item_lists.items, '[]'::jsonb) as items
     from decided
     inner join campaigns on decided.campaign = campaigns.campaign
     inner join carts on decided.cart_id = carts.cart_id
     left join customers on decided.customer_id = customers.customer_id
-    left join stores
+    left join store_choice
         on
-            stores.store_id = coalesce(
-                (
-                    select s.store_id from stores as s
-                    where s.store_id = customers.preferred_store_id
-                ),
-                carts.store_id
-            )
+            decided.campaign = store_choice.campaign
+            and decided.step = store_choice.step
+            and decided.cart_id = store_choice.cart_id
+    left join stores on store_choice.store_id = stores.store_id
+    left join item_lists
+        on
+            decided.campaign = item_lists.campaign
+            and decided.step = item_lists.step
+            and decided.cart_id = item_lists.cart_id
 )
 
 select * from final

@@ -1,13 +1,7 @@
--- One row per order: events deduplicated by event id, then the latest-loaded status of each order wins
--- (a completed order may later arrive as cancelled or refunded).
-with source as (
-    select * from {{ source('shop', 'orders') }}
-),
-
-events as (
-    select distinct on (event_id) *
-    from source
-    order by event_id asc, _file_name asc, _line_number asc
+-- One row per order: the latest-loaded event of each order wins (a completed order may later arrive as
+-- cancelled or refunded).
+with events as (
+    select * from {{ ref('stg_shop__order_events') }}
 ),
 
 latest as (
@@ -23,7 +17,7 @@ latest as (
         total,
         items
     from events
-    order by order_id asc, _file_name desc, _line_number desc
+    order by order_id asc, loaded_from_file desc, loaded_from_line desc
 )
 
 select * from latest

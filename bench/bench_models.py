@@ -1,0 +1,330 @@
+"""dbt models benchmark: one `dbt build` of the decision models on a large world, against the floor.
+
+The world is generated straight into the raw tables with `generate_series` (scale 1.0: 1M customers,
+2M carts with about 8M cart items, 1M orders, over the 30 days before T). Timed:
+- `dbt_build_s`: one `dbt build` (seeds, models and their data tests) at T, on a cold project state;
+- `floor_query_s`: one hand-written SQL query computing the same eligible set (the floor; PLATFORM.md
+  measured about 2 s warm with indexes at scale 1);
+- `dbt_incremental_day2_s`: the next day's `dbt build` at T + 1 day after one more day of data arrived;
+- `build_vs_floor` = dbt_build_s / floor_query_s.
+The figures are merged into bench/results/latest.json (other benchmarks own other keys).
+
+    .venv/bin/python bench/bench_models.py --scale 0.01     # seconds
+    .venv/bin/python bench/bench_models.py                  # the full world (minutes)
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from datetime import datetime, timedelta
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+import psycopg  # noqa: E402
+from results import record  # noqa: E402
+
+from cart_recovery.campaigns import load_campaigns, to_dbt_vars  # noqa: E402
+from cart_recovery.db import ensure_schema  # noqa: E402
+from cart_recovery.dbt import run_dbt  # noqa: E402
+from cart_recovery.devtools.local_pg import create_database, drop_database, ensure_local_postgres  # noqa: E402
+
+T = datetime.fromisoformat("2026-11-20T14:00:00+00:00")
+DAYS = 30
+
+# One statement per raw table. %(n_*)s are the sizes; %(t)s is T; carts and orders are spread over the
+# DAYS days before %(t)s (day 2 adds one more day after it). Pseudo-random but deterministic (hashes).
+GENERATE = [
+    """
+    insert into raw.stores (store_id, name, email, phone, address, city, region, url, _file_name, _line_number)
+    select 's' || i, 'Librairie ' || i, 's' || i || '@stores.example.org', '+1514555' || lpad(i::text, 4, '0'),
+           i || ' rue Principale', 'Montréal', 'QC', 'https://s' || i || '.example.org', 'bench', i
+    from generate_series(1, 100) as i
+    """,
+    """
+    insert into raw.products (sku, title, author, publisher, image_url, product_url, price, currency,
+                              updated_at, _file_name, _line_number)
+    select 'sku-' || i, 'Title ' || i, 'Author ' || (i %% 997), 'Publisher ' || (i %% 53),
+           'https://img.example.org/' || i || '.jpg', 'https://shop.example.org/p/' || i,
+           (5 + (i * 37 %% 60))::numeric(12, 2), 'CAD', %(t)s - interval '90 days', 'bench', i
+    from generate_series(1, 10000) as i
+    """,
+    """
+    insert into raw.customers (customer_id, email, phone, first_name, last_name, locale, customer_type,
+                               institution_kind, preferred_store_id, updated_at, _file_name, _line_number)
+    select 'c' || i,
+           case when i %% 50 = 0 then null when i %% 97 = 0 then 'broken-address' else 'c' || i || '@example.org' end,
+           case when i %% 3 = 0 then '+1514' || lpad((i %% 10000000)::text, 7, '0') end,
+           'First' || i, 'Last' || i, case when i %% 4 = 0 then 'en' else 'fr' end,
+           case when i %% 40 = 0 then 'institution' else 'consumer' end,
+           case when i %% 40 = 0 then 'library' end,
+           case when i %% 2 = 0 then 's' || (1 + i %% 100) end,
+           %(t)s - interval '400 days', 'bench', i
+    from generate_series(1, %(n_customers)s::bigint) as i
+    """,
+    """
+    insert into raw.consents (customer_id, channel, status, basis, recorded_at, source, _file_name, _line_number)
+    select 'c' || i, 'email', case when i %% 11 = 0 then 'withdrawn' else 'granted' end,
+           case when i %% 5 = 0 then 'implied' else 'express' end,
+           %(t)s - make_interval(days => (i * 7 %% 900)::int), 'checkout', 'bench', i
+    from generate_series(1, %(n_customers)s::bigint) as i
+    """,
+    """
+    insert into raw.cart_events (event_id, event_type, occurred_at, cart_id, customer_id, device, store_id,
+                                 currency, cart_url, items, _file_name, _line_number)
+    select 'ce-' || c.i, 'cart_updated', c.at, 'cart-' || c.i,
+           case when c.i %% 10 = 0 then null else 'c' || (1 + (c.i * 7919) %% %(n_customers)s) end,
+           'desktop', 's' || (1 + c.i %% 100), 'CAD', 'https://shop.example.org/cart/' || c.i,
+           (
+               select jsonb_agg(jsonb_build_object(
+                   'sku', 'sku-' || (1 + (c.i * 31 + k * 7907) %% 10000),
+                   'quantity', 1 + k %% 2,
+                   'unit_price', (5 + (c.i + k) %% 60)::numeric(12, 2),
+                   'added_at', c.at - make_interval(mins => (10 * (8 - k))::int)
+               ) order by k)
+               from generate_series(1, 1 + (c.i * 13) %% 7) as k
+           ),
+           'bench', c.i
+    from (
+        select
+            i,
+            %(t_end)s - make_interval(secs => ((i::bigint * 2654435761) %% (%(days)s * 86400))::double precision) as at
+        from generate_series(%(cart_from)s::bigint, %(cart_to)s::bigint) as i
+    ) as c
+    """,
+    """
+    insert into raw.orders (event_id, order_id, customer_id, cart_id, placed_at, status, store_id, currency,
+                            total, items, _file_name, _line_number)
+    select 'oe-' || i, 'o-' || i, 'c' || (1 + (i * 104729) %% %(n_customers)s), null,
+           %(t_end)s - make_interval(secs => ((i::bigint * 40503) %% (%(days)s * 86400))::double precision),
+           case when i %% 20 = 0 then 'cancelled' else 'completed' end, 's1', 'CAD', 30,
+           jsonb_build_array(
+               jsonb_build_object('sku', 'sku-' || (1 + i %% 10000), 'quantity', 1, 'unit_price', 15),
+               jsonb_build_object('sku', 'sku-' || (1 + (i * 3) %% 10000), 'quantity', 1, 'unit_price', 15)
+           ),
+           'bench', i
+    from generate_series(%(order_from)s::bigint, %(order_to)s::bigint) as i
+    """,
+]
+
+# The same decisions as the models (D1–D5, E1–E5 for step 1 by email; the bench world has no provider
+# events, test group or holdout), written by hand in one query.
+FLOOR = """
+with active as (
+    select distinct cart_id from raw.cart_events
+    where occurred_at > %(t)s - interval '25 hours' and occurred_at <= %(t)s - interval '1 hour'
+),
+latest as (
+    select distinct on (e.cart_id) e.cart_id, e.event_id, e.event_type, e.occurred_at, e.customer_id, e.items
+    from raw.cart_events as e
+    join active using (cart_id)
+    where e.occurred_at <= %(t)s
+    order by e.cart_id, e.occurred_at desc, e.event_id desc
+),
+carts as (
+    select * from latest
+    where event_type = 'cart_updated' and occurred_at <= %(t)s - interval '1 hour'
+),
+items as (
+    select c.cart_id, c.customer_id, it.value ->> 'sku' as sku, (it.value ->> 'added_at')::timestamptz as added_at, it.n
+    from carts as c
+    cross join lateral jsonb_array_elements(c.items) with ordinality as it (value, n)
+),
+orders as (
+    select distinct on (o.order_id) o.order_id, o.customer_id, o.cart_id, o.placed_at, o.status, o.items
+    from raw.orders as o
+    where o.placed_at <= %(t)s
+      and (o.customer_id in (select customer_id from carts) or o.cart_id in (select cart_id from carts))
+    order by o.order_id, o._file_name desc, o._line_number desc
+),
+completed as (
+    select o.*, oi.value ->> 'sku' as sku
+    from orders as o
+    cross join lateral jsonb_array_elements(o.items) as oi (value)
+    where o.status = 'completed'
+),
+bought as (
+    select i.cart_id, i.n from items as i
+    join completed as o on o.customer_id = i.customer_id and o.sku = i.sku and o.placed_at >= i.added_at
+    union
+    select i.cart_id, i.n from items as i
+    join completed as o on o.cart_id = i.cart_id and o.sku = i.sku and o.placed_at >= i.added_at
+),
+net as (
+    select i.cart_id
+    from items as i
+    left join bought as b on b.cart_id = i.cart_id and b.n = i.n
+    where b.cart_id is null
+    group by i.cart_id
+),
+abandoned as (
+    select c.cart_id, c.event_id, c.customer_id, c.occurred_at
+    from carts as c
+    join net using (cart_id)
+    where not exists (select 1 from completed as o where o.customer_id = c.customer_id and o.placed_at > c.occurred_at)
+      and not exists (select 1 from completed as o where o.cart_id = c.cart_id and o.placed_at > c.occurred_at)
+),
+newest as (
+    select distinct on (customer_id) * from abandoned
+    where customer_id is not null
+    order by customer_id, occurred_at desc, cart_id desc
+),
+customers as (
+    select distinct on (c.customer_id) c.customer_id, c.email, c.customer_type
+    from raw.customers as c
+    join newest using (customer_id)
+    where c.updated_at <= %(t)s
+    order by c.customer_id, c.updated_at desc
+),
+consents as (
+    select distinct on (k.customer_id) k.customer_id, k.status, k.basis, k.recorded_at
+    from raw.consents as k
+    join newest using (customer_id)
+    where k.channel = 'email' and k.recorded_at <= %(t)s
+    order by k.customer_id, k.recorded_at desc
+)
+select n.cart_id, n.event_id, n.customer_id
+from newest as n
+join customers as c using (customer_id)
+join consents as k using (customer_id)
+where c.customer_type = 'consumer'
+  and lower(c.email) ~ '^[^@[:space:]]+@[^@[:space:]]+\\.[^@[:space:]]+$'
+  and k.status = 'granted'
+  and not (k.basis = 'implied' and k.recorded_at + interval '730 days' <= %(t)s)
+  and not exists (
+      select 1 from ops.unsubscribes as u
+      where u.customer_id = n.customer_id and u.channel = 'email' and u.recorded_at <= %(t)s
+  )
+  and not exists (
+      select 1 from ops.messages as m
+      where m.customer_id = n.customer_id and m.status in ('pending', 'sent', 'unknown')
+        and m.decided_at >= %(t)s - interval '7 days' and m.decided_at < %(t)s
+  )
+"""
+
+
+def generate(conn: psycopg.Connection, scale: float, day: int) -> dict[str, int]:
+    n_customers = max(int(1_000_000 * scale), 100)
+    n_carts = max(int(2_000_000 * scale), 200)
+    n_orders = max(int(1_000_000 * scale), 100)
+    per_day_carts, per_day_orders = n_carts // DAYS, n_orders // DAYS
+    if day == 1:
+        params = {
+            "t_end": T,
+            "days": DAYS,
+            "cart_from": 1,
+            "cart_to": n_carts,
+            "order_from": 1,
+            "order_to": n_orders,
+        }
+        statements = GENERATE
+    else:  # one more day of carts and orders, dated in (T, T + 1 day]
+        params = {
+            "t_end": T + timedelta(days=1),
+            "days": 1,
+            "cart_from": n_carts + 1,
+            "cart_to": n_carts + per_day_carts,
+            "order_from": n_orders + 1,
+            "order_to": n_orders + per_day_orders,
+        }
+        statements = GENERATE[4:]
+    params |= {"t": T, "n_customers": n_customers}
+    for sql in statements:
+        conn.execute(sql, params)
+    conn.commit()
+    conn.execute("analyze")
+    conn.commit()
+    return {"customers": n_customers, "carts": n_carts, "orders": n_orders}
+
+
+def slowest(target: Path, n: int = 6) -> str:
+    """The n slowest nodes of the last dbt command (from run_results.json)."""
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    top = sorted(results, key=lambda r: r["execution_time"], reverse=True)[:n]
+    return ", ".join(f"{r['unique_id'].split('.')[-1]} {r['execution_time']:.1f}s" for r in top)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 1M customers, 2M carts, 1M orders")
+    ap.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
+    ap.add_argument("--no-record", action="store_true", help="print the figures, do not write latest.json")
+    args = ap.parse_args()
+
+    admin = ensure_local_postgres(verbose=False)
+    name = f"cr_bench_models_{uuid.uuid4().hex[:6]}"
+    url = create_database(admin, name)
+    conn_id = f"cr_bench_{uuid.uuid4().hex[:6]}"
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = url
+    target = Path(tempfile.mkdtemp(prefix="cr-bench-dbt-target-"))
+    campaigns = [c for c in to_dbt_vars(load_campaigns()) if c["name"] == "bookstore_daily"]
+    try:
+        with psycopg.connect(url) as conn:
+            ensure_schema(conn)
+            t0 = time.perf_counter()
+            sizes = generate(conn, args.scale, day=1)
+            gen_s = time.perf_counter() - t0
+            print(f"generated {sizes} in {gen_s:.1f}s", flush=True)
+
+            t0 = time.perf_counter()
+            run_dbt(
+                ["build", "--quiet"],
+                vars={"evaluation_time": T.isoformat(), "campaigns": campaigns},
+                conn_id=conn_id,
+                target_path=target,
+            )
+            build_s = time.perf_counter() - t0
+            n_eligible = conn.execute("select count(*) from marts.eligible_recipients").fetchone()[0]
+            conn.commit()
+            print(f"dbt build: {build_s:.1f}s, {n_eligible} eligible; slowest: {slowest(target)}", flush=True)
+
+            # the planner cannot estimate the CTEs' sizes: nested loops over thousands of rows would make the
+            # "floor" slower than the models, so the hand-written query gets the hand-tuned plan it deserves
+            conn.execute("set enable_nestloop = off")
+            conn.execute(FLOOR, {"t": T}).fetchall()  # warm, as the models had the data cached too
+            t0 = time.perf_counter()
+            n_floor = len(conn.execute(FLOOR, {"t": T}).fetchall())
+            floor_s = time.perf_counter() - t0
+            conn.execute("reset enable_nestloop")
+            conn.commit()
+            print(f"floor query: {floor_s:.2f}s, {n_floor} eligible", flush=True)
+
+            generate(conn, args.scale, day=2)
+            t2 = T + timedelta(days=1)
+            t0 = time.perf_counter()
+            run_dbt(
+                ["build", "--quiet"],
+                vars={"evaluation_time": t2.isoformat(), "campaigns": campaigns},
+                conn_id=conn_id,
+                target_path=target,
+            )
+            day2_s = time.perf_counter() - t0
+            print(f"dbt build, day 2: {day2_s:.1f}s; slowest: {slowest(target)}", flush=True)
+        figures = {
+            "models_scale": args.scale,
+            "models_eligible": n_eligible,
+            "models_floor_eligible": n_floor,
+            "dbt_build_s": round(build_s, 2),
+            "floor_query_s": round(floor_s, 3),
+            "build_vs_floor": round(build_s / floor_s, 1) if floor_s else None,
+            "dbt_incremental_day2_s": round(day2_s, 2),
+        }
+        print(figures)
+        if not args.no_record:
+            record(figures)
+    finally:
+        os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
+        if args.keep:
+            print(f"kept database {name}: {url}")
+        else:
+            drop_database(admin, name)
+
+
+if __name__ == "__main__":
+    main()

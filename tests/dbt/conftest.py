@@ -1,0 +1,52 @@
+"""Fixtures for the dbt tests: one fresh database per test module (a "world"), built once."""
+
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from cart_recovery.devtools.local_pg import create_database, drop_database
+
+
+class Warehouse:
+    """A fresh database with the raw/ops tables, reachable as its own connection id for run_dbt."""
+
+    def __init__(self, url: str, conn_id: str, target_path: Path) -> None:
+        self.url = url
+        self.conn_id = conn_id
+        self.target_path = target_path
+
+    def connect(self) -> psycopg.Connection:
+        return psycopg.connect(self.url, autocommit=True)
+
+    def build(self, evaluation_time, campaigns, select: str | None = None, args: list[str] | None = None):
+        from cart_recovery.dbt import run_dbt
+
+        vars_ = {"evaluation_time": evaluation_time.isoformat(), "campaigns": campaigns}
+        # models and seeds only: the data tests run on each world separately (`test_dbt_data_tests_pass`)
+        cli = args or ["build", "--quiet", "--resource-type", "model", "--resource-type", "seed"]
+        if select:
+            cli += ["--select", select]
+        return run_dbt(cli, vars=vars_, conn_id=self.conn_id, target_path=self.target_path)
+
+
+@pytest.fixture(scope="module")
+def warehouse(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Warehouse]:
+    from cart_recovery.db import ensure_schema
+
+    name = f"cr_dbt_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name)
+    conn_id = f"cr_dbt_{uuid.uuid4().hex[:8]}"
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = url
+    with psycopg.connect(url) as conn:
+        ensure_schema(conn)
+    try:
+        yield Warehouse(url, conn_id, tmp_path_factory.mktemp("dbt-target"))
+    finally:
+        os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
+        drop_database(admin_url, name)

@@ -1,0 +1,757 @@
+"""The decision rules of spec/PRODUCT.md (D1–D5, E1–E9, C1–C3, O2) against the real dbt project.
+
+Two worlds, each one database built a few times (a dbt build takes seconds): every rule has its own
+customers and carts (ids start with the rule id), so the scenarios do not touch each other.
+
+- `rules`: four campaigns at T — `main` (the bookstore defaults), `test_mode` (audience test_group, E7),
+  `holdout_half` (holdout 50 %, E8) and `weekly` (a 7-day window, as the backfill). Built at T, then,
+  after the sender's outbox rows for T and data that arrives later, at T + 1 day and at T again (O2).
+- `coupons`: a campaign with the value tiers and an SMS one; pool codes allocated by two runs at once,
+  then a rerun (C1–C3).
+
+Every build is a full `dbt build`: the project's data tests (the singular rule tests included) pass on
+each world, or the build raises.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import os
+import threading
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from datetime import timedelta
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+import psycopg
+import pytest
+
+from cart_recovery.devtools.local_pg import create_database, drop_database
+from tests.dbt.raw_rows import Rules, T, campaign, days, hours, item, outcome
+
+T2 = T + days(1)
+SECOND = timedelta(seconds=1)
+
+MAIN = campaign("main")
+TEST_MODE = campaign("test_mode", audience="test_group")
+HOLDOUT = campaign("holdout_half", holdout_percent=50)
+WEEKLY = campaign("weekly", max_cart_age_hours=7 * 24)
+RULES_CAMPAIGNS = [MAIN, TEST_MODE, HOLDOUT, WEEKLY]
+
+E8_CUSTOMERS = [f"e8-{i:02d}" for i in range(20)]
+# E9: the documented order of the exclusion reasons (the first that applies wins)
+E9_ORDER = [
+    "anonymous",
+    "institutional",
+    "superseded_by_newer_cart",
+    "no_email",
+    "invalid_email",
+    "no_phone",
+    "invalid_phone",
+    "no_push_subscription",
+    "no_consent",
+    "consent_expired",
+    "suppressed",
+    "not_in_test_group",
+    "already_sent",
+    "frequency_capped",
+    "holdout",
+]
+# D2: last activity relative to T, every 30 minutes around the two windows, plus the exact edges
+D2_OFFSETS = sorted(
+    {timedelta(minutes=30 * k) for k in range(-54, 50)}
+    | {
+        -hours(25) - SECOND,
+        -hours(25),
+        -hours(25) + SECOND,
+        -hours(1),
+        -hours(1) + SECOND,
+        hours(23),
+        hours(23) + SECOND,
+    }
+)
+
+
+def _d2_cart(offset: timedelta) -> str:
+    return f"d2-{int(offset.total_seconds()):+d}s"
+
+
+class Warehouse:
+    def __init__(self, url: str, conn_id: str, target_path: Path) -> None:
+        self.url = url
+        self.conn_id = conn_id
+        self.target_path = target_path
+
+    def build(self, evaluation_time, campaigns) -> None:
+        from cart_recovery.dbt import run_dbt
+
+        run_dbt(
+            ["build", "--quiet"],
+            vars={"evaluation_time": evaluation_time.isoformat(), "campaigns": campaigns},
+            conn_id=self.conn_id,
+            target_path=self.target_path,
+        )
+
+
+@contextmanager
+def _warehouse(admin_url: str, tmp: Path) -> Iterator[Warehouse]:
+    from cart_recovery.db import ensure_schema
+
+    name = f"cr_rules_{uuid.uuid4().hex[:10]}"
+    url = create_database(admin_url, name)
+    conn_id = f"cr_rules_{uuid.uuid4().hex[:8]}"
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = url
+    with psycopg.connect(url) as conn:
+        ensure_schema(conn)
+    try:
+        yield Warehouse(url, conn_id, tmp)
+    finally:
+        os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
+        drop_database(admin_url, name)
+
+
+# ---------------------------------------------------------------------------------------------------
+# the rules world
+# ---------------------------------------------------------------------------------------------------
+def _write_rules_world(r: Rules) -> None:
+    # D1: the newer update arrives first and twice, the older one later (late, duplicated, out of order)
+    r.consumer("d1-late")
+    newer = [item("A"), item("B")]
+    r.cart("d1-late", "d1-late", T - hours(3), newer, event_id="d1-late-new", file_name="cart_events_1")
+    r.cart("d1-late", "d1-late", T - hours(3), newer, event_id="d1-late-new", file_name="cart_events_2")
+    r.cart("d1-late", "d1-late", T - hours(5), [item("A")], event_id="d1-late-old", file_name="cart_events_2")
+    # D1: two updates at the same instant: the greater event id wins
+    r.consumer("d1-tie")
+    r.cart("d1-tie", "d1-tie", T - hours(4), [item("A"), item("B"), item("C")], event_id="d1-tie-b")
+    r.cart("d1-tie", "d1-tie", T - hours(4), [item("A")], event_id="d1-tie-a")
+    # D1: deletions
+    r.consumer("d1-del")
+    r.cart("d1-del", "d1-del", T - hours(5))
+    r.cart("d1-del", "d1-del", T - hours(4), deleted=True)
+    r.consumer("d1-del-late")
+    r.cart("d1-del-late", "d1-del-late", T - hours(2), deleted=True, file_name="cart_events_1")
+    r.cart("d1-del-late", "d1-del-late", T - hours(5), file_name="cart_events_2")
+    r.consumer("d1-readd")
+    r.cart("d1-readd", "d1-readd", T - hours(6))
+    r.cart("d1-readd", "d1-readd", T - hours(5), deleted=True)
+    r.cart("d1-readd", "d1-readd", T - hours(4), [item("C")], event_id="d1-readd-v3")
+    r.consumer("d1-del-after-t")
+    r.cart("d1-del-after-t", "d1-del-after-t", T - hours(5), event_id="d1-del-after-t-v1")
+    r.cart("d1-del-after-t", "d1-del-after-t", T + hours(1), deleted=True)
+
+    # D2: anonymous carts (no customer: counted, never targeted), one per instant
+    for offset in D2_OFFSETS:
+        r.cart(_d2_cart(offset), None, T + offset)
+
+    # D3
+    r.consumer("d3-conv")
+    r.cart("d3-conv", "d3-conv", T - hours(5), [item("A")])
+    r.order("d3-conv-o", "d3-conv", T - hours(3), ["Z"])
+    r.consumer("d3-conv-by-cart")
+    r.cart("d3-conv-by-cart", "d3-conv-by-cart", T - hours(5), [item("A")])
+    r.order("d3-conv-by-cart-o", None, T - hours(3), ["Z"], cart_id="d3-conv-by-cart")
+    r.consumer("d3-order-after-t")
+    r.cart("d3-order-after-t", "d3-order-after-t", T - hours(5), [item("A")])
+    r.order("d3-order-after-t-o", "d3-order-after-t", T + hours(1), ["A"])
+    r.consumer("d3-order-before")
+    r.cart("d3-order-before", "d3-order-before", T - hours(5), [item("A")])
+    r.order("d3-order-before-o", "d3-order-before", T - hours(8), ["Z"])
+    r.consumer("d3-partial")
+    r.cart(
+        "d3-partial",
+        "d3-partial",
+        T - hours(4),
+        [
+            item("A", "20.00", added_at=T - hours(10)),
+            item("B", "20.00", added_at=T - hours(10)),
+            item("C", "7.50", added_at=T - hours(4)),
+        ],
+    )
+    r.order("d3-partial-o1", "d3-partial", T - hours(8), ["A"])  # bought after adding A: A goes
+    r.order("d3-partial-o2", "d3-partial", T - hours(6), ["C"])  # bought before adding C: C stays
+    r.consumer("d3-all-bought")
+    r.cart("d3-all-bought", "d3-all-bought", T - hours(4), [item("A", added_at=T - hours(10))])
+    r.order("d3-all-bought-o", "d3-all-bought", T - hours(8), ["A"])
+    r.consumer("d3-cancelled")
+    r.cart("d3-cancelled", "d3-cancelled", T - hours(5), [item("A")])
+    r.order("d3-cancelled-o", "d3-cancelled", T - hours(3), ["A"], status="cancelled")
+    r.consumer("d3-completed-then-cancelled")
+    r.cart("d3-completed-then-cancelled", "d3-completed-then-cancelled", T - hours(5), [item("A")])
+    r.order("d3-ctc-o", "d3-completed-then-cancelled", T - hours(3), ["A"], file_name="orders_1")
+    r.order("d3-ctc-o", "d3-completed-then-cancelled", T - hours(3), ["A"], status="cancelled", file_name="orders_2")
+    r.consumer("d3-cancelled-item")
+    r.cart("d3-cancelled-item", "d3-cancelled-item", T - hours(4), [item("A", added_at=T - hours(10))])
+    r.order("d3-cancelled-item-o", "d3-cancelled-item", T - hours(8), ["A"], status="cancelled")
+
+    # D4
+    r.cart("d4-anon", None, T - hours(5))
+    r.cart("d4-unknown", "d4-ghost", T - hours(5))
+    r.customer("d4-no-email", email=None)
+    r.consent("d4-no-email")
+    r.cart("d4-no-email", "d4-no-email", T - hours(5))
+
+    # D5
+    r.consumer("d5")
+    r.cart("d5-old", "d5", T - hours(10))
+    r.cart("d5-mid", "d5", T - hours(6))
+    r.cart("d5-new", "d5", T - hours(2))
+    r.consumer("d5-deleted")
+    r.cart("d5-deleted-old", "d5-deleted", T - hours(10))
+    r.cart("d5-deleted-new", "d5-deleted", T - hours(3))
+    r.cart("d5-deleted-new", "d5-deleted", T - hours(2), deleted=True)
+    r.consumer("d5-tie")
+    r.cart("d5-tie-a", "d5-tie", T - hours(3))
+    r.cart("d5-tie-b", "d5-tie", T - hours(3))
+
+    # E1
+    r.customer("e1-library", customer_type="institution", institution_kind="library")
+    r.consent("e1-library")
+    r.cart("e1-library", "e1-library", T - hours(5))
+    r.customer("e1-school-no-email", email=None, customer_type="institution", institution_kind="school")
+    r.cart("e1-school-no-email", "e1-school-no-email", T - hours(5))
+    r.consumer("e1-consumer")
+    r.cart("e1-consumer", "e1-consumer", T - hours(5))
+
+    # E2
+    for cid, email in [
+        ("e2-no-at", "anne.mail.example"),
+        ("e2-no-dot", "anne@localhost"),
+        ("e2-space", "anne marie@mail.example"),
+        ("e2-two-ats", "anne@b@mail.example"),
+        ("e2-trimmed", "  Anne.Case@Mail.Example "),
+        ("e2-blank", "   "),
+    ]:
+        r.consumer(cid, email=email)
+        r.cart(cid, cid, T - hours(5))
+
+    # E3: implied consent expires 730 days after it was recorded
+    for cid, age in [("e3-implied-729", 729), ("e3-implied-730", 730), ("e3-implied-731", 731)]:
+        r.customer(cid)
+        r.consent(cid, basis="implied", recorded_at=T - days(age))
+        r.cart(cid, cid, T - hours(5))
+    r.customer("e3-express-1000")
+    r.consent("e3-express-1000", basis="express", recorded_at=T - days(1000))
+    r.cart("e3-express-1000", "e3-express-1000", T - hours(5))
+    r.customer("e3-null-basis")
+    r.consent("e3-null-basis", basis=None, recorded_at=T - days(1000))
+    r.cart("e3-null-basis", "e3-null-basis", T - hours(5))
+    # E3: the latest record wins
+    r.customer("e3-withdrawn")
+    r.consent("e3-withdrawn", recorded_at=T - days(100))
+    r.consent("e3-withdrawn", status="withdrawn", recorded_at=T - days(10))
+    r.customer("e3-regranted")
+    r.consent("e3-regranted", status="withdrawn", recorded_at=T - days(100))
+    r.consent("e3-regranted", recorded_at=T - days(10))
+    r.customer("e3-withdrawn-after-t")
+    r.consent("e3-withdrawn-after-t", recorded_at=T - days(100))
+    r.consent("e3-withdrawn-after-t", status="withdrawn", recorded_at=T + hours(1))
+    r.customer("e3-granted-after-t")
+    r.consent("e3-granted-after-t", recorded_at=T + hours(1))
+    r.customer("e3-none")
+    r.customer("e3-sms-only")
+    r.consent("e3-sms-only", channel="sms")
+    r.customer("e3-implied-renewed")
+    r.consent("e3-implied-renewed", basis="implied", recorded_at=T - days(800))
+    r.consent("e3-implied-renewed", basis="express", recorded_at=T - days(5))
+    for cid in (
+        "e3-withdrawn",
+        "e3-regranted",
+        "e3-withdrawn-after-t",
+        "e3-granted-after-t",
+        "e3-none",
+        "e3-sms-only",
+        "e3-implied-renewed",
+    ):
+        r.cart(cid, cid, T - hours(5))
+
+    # E4
+    for cid in (
+        "e4-bounce",
+        "e4-soft-bounce",
+        "e4-spam",
+        "e4-unsub",
+        "e4-group-unsub",
+        "e4-dropped-bounce",
+        "e4-own",
+        "e4-own-sms",
+        "e4-after-t",
+        "e4-case",
+    ):
+        r.consumer(cid)
+        r.cart(cid, cid, T - hours(5))
+    r.provider_event("bounce", "e4-bounce@mail.example", T - days(2), type="bounce")
+    r.provider_event("bounce", "e4-soft-bounce@mail.example", T - days(2), type="blocked")
+    r.provider_event("spamreport", "e4-spam@mail.example", T - days(2))
+    r.provider_event("unsubscribe", "e4-unsub@mail.example", T - days(2))
+    r.provider_event("group_unsubscribe", "e4-group-unsub@mail.example", T - days(2))
+    r.provider_event("dropped", "e4-dropped-bounce@mail.example", T - days(2), reason="Bounced Address")
+    r.unsubscribe("e4-own", T - timedelta(minutes=1))  # takes effect at the next run
+    r.unsubscribe("e4-own-sms", T - days(1), channel="sms")
+    r.provider_event("unsubscribe", "e4-after-t@mail.example", T + hours(1))
+    r.provider_event("spamreport", "E4-Case@Mail.Example", T - days(2))
+
+    # E5: the customer's messages of other carts (any campaign, any step)
+    e5 = [
+        ("e5-3d", T - days(3), "sent", "main", 1),
+        ("e5-7d-inside", T - days(7) + hours(1), "sent", "main", 1),
+        ("e5-7d-outside", T - days(7) - hours(1), "sent", "main", 1),
+        ("e5-pending", T - days(1), "pending", "main", 1),
+        ("e5-unknown", T - days(1), "unknown", "main", 1),
+        ("e5-failed", T - days(1), "failed", "main", 1),
+        ("e5-dry-run", T - days(1), "dry_run", "main", 1),
+        ("e5-skipped", T - days(1), "skipped", "main", 1),
+        ("e5-other-campaign", T - days(1), "sent", "multi_touch", 3),
+    ]
+    for cid, decided, status, camp, step in e5:
+        r.consumer(cid)
+        r.message(camp, cid, f"{cid}-older-cart", f"{cid}-older-v1", decided, status=status, step=step)
+        r.cart(cid, cid, T - hours(5))
+
+    # E6: this cart version already got step 1 of `main` from an earlier run (an hourly rerun)
+    r.consumer("e6-sent")
+    r.cart("e6-sent", "e6-sent", T - hours(5), event_id="e6-sent-v1")
+    r.message("main", "e6-sent", "e6-sent", "e6-sent-v1", T - hours(2))
+    r.consumer("e6-new-version")
+    r.cart("e6-new-version", "e6-new-version", T - hours(22), event_id="e6-new-version-v1")
+    r.message("main", "e6-new-version", "e6-new-version", "e6-new-version-v1", T - hours(20))
+    r.cart("e6-new-version", "e6-new-version", T - hours(4), [item("A"), item("B")], event_id="e6-new-version-v2")
+    r.consumer("e6-dry-run")
+    r.cart("e6-dry-run", "e6-dry-run", T - hours(5), event_id="e6-dry-run-v1")
+    r.message("main", "e6-dry-run", "e6-dry-run", "e6-dry-run-v1", T - hours(2), status="dry_run")
+
+    # E7
+    r.consumer("e7-tester")
+    r.test_group("e7-tester")
+    r.cart("e7-tester", "e7-tester", T - hours(5))
+    r.customer("e7-tester-no-consent")
+    r.test_group("e7-tester-no-consent")
+    r.cart("e7-tester-no-consent", "e7-tester-no-consent", T - hours(5))
+
+    # E8
+    for cid in E8_CUSTOMERS:
+        r.consumer(cid)
+        r.cart(cid, cid, T - hours(5))
+
+    # E9: several reasons at once; the first in the documented order wins
+    r.customer("e9-inst-nocons-supp", customer_type="institution", institution_kind="university")
+    r.unsubscribe("e9-inst-nocons-supp", T - days(1))
+    r.cart("e9-inst-nocons-supp", "e9-inst-nocons-supp", T - hours(5))
+    r.customer("e9-invalid-nocons", email="nope")
+    r.cart("e9-invalid-nocons", "e9-invalid-nocons", T - hours(5))
+    r.customer("e9-nocons-supp")
+    r.unsubscribe("e9-nocons-supp", T - days(1))
+    r.cart("e9-nocons-supp", "e9-nocons-supp", T - hours(5))
+    r.consumer("e9-supp-capped")
+    r.unsubscribe("e9-supp-capped", T - days(1))
+    r.message("main", "e9-supp-capped", "e9-older", "e9-older-v1", T - days(2))
+    r.cart("e9-supp-capped", "e9-supp-capped", T - hours(5))
+    r.consumer("e9-superseded-invalid", email="broken")
+    r.cart("e9-superseded-invalid-old", "e9-superseded-invalid", T - hours(8))
+    r.cart("e9-superseded-invalid-new", "e9-superseded-invalid", T - hours(3))
+
+
+def _write_later_data(r: Rules, at_t: dict[str, Any]) -> None:
+    """What happens after T: the sender's outbox rows for T's decisions, then new data (O2)."""
+    for (camp, _), row in at_t["eligible"].items():
+        r.message(camp, row["customer_id"], row["cart_id"], row["cart_version"], T, channel=row["channel"])
+    for (camp, _), row in at_t["excluded"].items():
+        if row["reason"] == "holdout":  # E8: the sender records holdouts as skipped
+            r.message(camp, row["customer_id"], row["cart_id"], row["cart_version"], T, status="skipped")
+    r.cart("d1-late", "d1-late", T + hours(2), [item("A"), item("B"), item("C")], event_id="d1-late-after-t")
+    r.cart("d5-new", "d5", T + hours(3), deleted=True)
+    r.order("e8-00-o", "e8-00", T + hours(4), ["SKU-1"])
+    r.order("d3-cancelled-late-o", "d3-cancelled", T + hours(4), ["A"])
+    r.consent("e2-trimmed", status="withdrawn", recorded_at=T + hours(1))
+    r.consent("e3-none", recorded_at=T + hours(1))
+    r.provider_event("unsubscribe", "e3-express-1000@mail.example", T + hours(1))
+    r.unsubscribe("e3-regranted", T + hours(1))
+    r.customer("e3-null-basis", customer_type="institution", institution_kind="other", updated_at=T + hours(1))
+    r.customer("e1-library", customer_type="consumer", updated_at=T + hours(1))
+    r.message("hourly_other", "e4-soft-bounce", "e4-elsewhere", "e4-elsewhere-v1", T + hours(12))
+    r.cart("new-after-t", None, T + hours(2))
+
+
+@pytest.fixture(scope="module")
+def rules(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    """Snapshots of the decisions at T, at T + 1 day, and at T replayed after the later data."""
+    with _warehouse(admin_url, tmp_path_factory.mktemp("dbt-rules")) as wh:
+        with psycopg.connect(wh.url, autocommit=True) as conn:
+            r = Rules(conn)
+            _write_rules_world(r)
+            wh.build(T, RULES_CAMPAIGNS)
+            at_t = r.snapshot()
+            _write_later_data(r, at_t)
+            wh.build(T2, RULES_CAMPAIGNS)
+            at_t2 = r.snapshot()
+            wh.build(T, RULES_CAMPAIGNS)
+            replayed = r.snapshot()
+        yield {"t": at_t, "t2": at_t2, "replayed": replayed}
+
+
+def main_outcome(rules: dict[str, Any], cart_id: str, run: str = "t") -> str | None:
+    return outcome(rules[run], "main", cart_id)
+
+
+# ---- D ---------------------------------------------------------------------------------------------
+def test_d1_latest_event_wins_late_and_duplicated_events(rules):
+    abandoned = rules["t"]["abandoned"]
+    late = abandoned[("main", "d1-late")]
+    assert late["cart_version"] == "d1-late-new"
+    assert late["item_count"] == 2, "the duplicated newer event counts once, the late older one loses"
+    assert late["cart_value"] == Decimal("40.00")
+    assert late["last_activity_at"] == T - hours(3)
+    tie = abandoned[("main", "d1-tie")]
+    assert (tie["cart_version"], tie["item_count"]) == ("d1-tie-b", 3), "same instant: the greater event id wins"
+
+
+def test_d1_deleted_cart_ends(rules):
+    abandoned = rules["t"]["abandoned"]
+    for camp in ("main", "weekly"):
+        assert (camp, "d1-del") not in abandoned
+        assert (camp, "d1-del-late") not in abandoned, "a deletion that arrived before the update still ends it"
+    readded = abandoned[("main", "d1-readd")]
+    assert (readded["cart_version"], readded["item_count"]) == ("d1-readd-v3", 1), "an update after a deletion"
+    assert main_outcome(rules, "d1-del-after-t") == "eligible", "a deletion after T is not seen at T"
+    assert ("weekly", "d1-del-after-t") not in rules["t2"]["abandoned"], "...and ends the cart at the next run"
+
+
+def test_d2_window_edges(rules):
+    at_t, at_t2 = rules["t"]["abandoned"], rules["t2"]["abandoned"]
+    # window at T: (T - 25 h, T - 1 h]; at T2 = T + 1 day: (T - 1 h, T + 23 h]
+    assert ("main", _d2_cart(-hours(25))) not in at_t, "exactly at the window start: the previous run's"
+    assert ("main", _d2_cart(-hours(25) + SECOND)) in at_t
+    assert ("main", _d2_cart(-hours(1))) in at_t, "exactly at the window end: included"
+    assert ("main", _d2_cart(-hours(1) + SECOND)) not in at_t, "idle for less than abandon_after"
+    assert ("main", _d2_cart(-hours(1))) not in at_t2
+    assert ("main", _d2_cart(-hours(1) + SECOND)) in at_t2
+    assert ("main", _d2_cart(hours(23))) in at_t2
+    assert ("main", _d2_cart(hours(23) + SECOND)) not in at_t2
+    # consecutive daily runs meet: every instant of (T - 25 h, T + 23 h] is in exactly one window
+    for offset in D2_OFFSETS:
+        cart = _d2_cart(offset)
+        runs = [run for run, abandoned in (("T", at_t), ("T2", at_t2)) if ("main", cart) in abandoned]
+        expected = 1 if -hours(25) < offset <= hours(23) else 0
+        assert len(runs) == expected, (offset, runs)
+    row = at_t[("main", _d2_cart(-hours(1)))]
+    assert (row["is_targetable"], row["customer_id"], row["evaluated_at"]) == (False, None, T)
+
+
+def test_d3_order_after_last_activity_converts(rules):
+    abandoned = rules["t"]["abandoned"]
+    assert ("main", "d3-conv") not in abandoned, "the customer ordered after the cart's last activity"
+    assert ("main", "d3-conv-by-cart") not in abandoned, "an order for the cart itself converts it"
+    assert ("main", "d3-order-after-t") in abandoned, "an order after T is not seen at T"
+    assert ("main", "d3-order-before") in abandoned, "an order before the last activity does not convert"
+
+
+def test_d3_order_before_last_update_removes_only_bought_items(rules):
+    abandoned = rules["t"]["abandoned"]
+    partial = abandoned[("main", "d3-partial")]
+    assert partial["item_count"] == 2, "A was bought after it was added; C was added after it was bought"
+    assert partial["cart_value"] == Decimal("27.50")
+    assert main_outcome(rules, "d3-partial") == "eligible"
+    assert ("main", "d3-all-bought") not in abandoned, "nothing left: converted"
+
+
+def test_d3_cancelled_order_does_not_convert(rules):
+    abandoned = rules["t"]["abandoned"]
+    assert ("main", "d3-cancelled") in abandoned
+    assert ("main", "d3-completed-then-cancelled") in abandoned, "the order's latest status is cancelled"
+    assert abandoned[("main", "d3-cancelled-item")]["item_count"] == 1, "a cancelled purchase removes nothing"
+
+
+def test_d4_anonymous_counted_not_targeted(rules):
+    at_t = rules["t"]
+    for cart in ("d4-anon", "d4-unknown", "d4-no-email"):
+        assert at_t["abandoned"][("main", cart)]["is_targetable"] is False, cart
+        assert ("main", cart) not in at_t["eligible"], cart
+    assert main_outcome(rules, "d4-anon") == "anonymous"
+    assert main_outcome(rules, "d4-unknown") == "anonymous", "a customer id the customer file does not know"
+    assert main_outcome(rules, "d4-no-email") == "no_email"
+    assert at_t["abandoned"][("main", "e1-consumer")]["is_targetable"] is True
+    anonymous = sorted(k for k, row in at_t["excluded"].items() if k[0] == "main" and row["reason"] == "anonymous")
+    no_customer = sorted(
+        k for k in at_t["abandoned"] if k[0] == "main" and k[1].startswith(("d2-", "d4-anon", "d4-unknown"))
+    )
+    assert anonymous == no_customer, "every cart without a known customer is counted, as anonymous"
+
+
+def test_d5_newest_cart_only(rules):
+    assert main_outcome(rules, "d5-new") == "eligible"
+    assert main_outcome(rules, "d5-mid") == "superseded_by_newer_cart"
+    assert main_outcome(rules, "d5-old") == "superseded_by_newer_cart"
+    assert main_outcome(rules, "d5-deleted-old") == "eligible", "the newest abandoned cart, not the newest cart"
+    assert main_outcome(rules, "d5-tie-b") == "eligible", "same last activity: the greater cart id"
+    assert main_outcome(rules, "d5-tie-a") == "superseded_by_newer_cart"
+    for snapshot in (rules["t"], rules["t2"]):
+        per_customer: dict[tuple[str, str], int] = {}
+        for (camp, _), row in snapshot["eligible"].items():
+            per_customer[(camp, row["customer_id"])] = per_customer.get((camp, row["customer_id"]), 0) + 1
+        assert max(per_customer.values()) == 1
+
+
+# ---- E ---------------------------------------------------------------------------------------------
+def test_e1_institutions_excluded(rules):
+    assert main_outcome(rules, "e1-library") == "institutional"
+    assert main_outcome(rules, "e1-school-no-email") == "institutional", "institutional comes before no_email"
+    assert main_outcome(rules, "e1-consumer") == "eligible"
+    eligible_customers = {row["customer_id"] for row in rules["t"]["eligible"].values()}
+    assert not eligible_customers & {"e1-library", "e1-school-no-email"}
+
+
+def test_e2_invalid_email(rules):
+    for cart in ("e2-no-at", "e2-no-dot", "e2-space", "e2-two-ats"):
+        assert main_outcome(rules, cart) == "invalid_email", cart
+    assert main_outcome(rules, "e2-blank") == "no_email"
+    assert main_outcome(rules, "e2-trimmed") == "eligible", "trimmed and lower-cased, the address is valid"
+
+
+def test_e3_implied_consent_730_days_plus_minus_one(rules):
+    assert main_outcome(rules, "e3-implied-729") == "eligible"
+    assert main_outcome(rules, "e3-implied-730") == "consent_expired", "expires 730 days after it was recorded"
+    assert main_outcome(rules, "e3-implied-731") == "consent_expired"
+    assert main_outcome(rules, "e3-express-1000") == "eligible", "express consent does not expire"
+    assert main_outcome(rules, "e3-null-basis") == "eligible", "no basis: express"
+    assert main_outcome(rules, "e3-implied-renewed") == "eligible", "a newer express consent replaces it"
+
+
+def test_e3_latest_consent_wins_withdrawn(rules):
+    assert main_outcome(rules, "e3-withdrawn") == "no_consent"
+    assert main_outcome(rules, "e3-regranted") == "eligible"
+    assert main_outcome(rules, "e3-withdrawn-after-t") == "eligible", "a withdrawal after T is not seen at T"
+    assert main_outcome(rules, "e3-granted-after-t") == "no_consent", "a consent after T is not seen at T"
+    assert main_outcome(rules, "e3-none") == "no_consent"
+    assert main_outcome(rules, "e3-sms-only") == "no_consent", "consent is per channel"
+
+
+def test_e4_suppressed_by_bounce_spam_unsubscribe_and_own_table(rules):
+    for cart in ("e4-bounce", "e4-spam", "e4-unsub", "e4-group-unsub", "e4-dropped-bounce", "e4-own", "e4-case"):
+        assert main_outcome(rules, cart) == "suppressed", cart
+    assert main_outcome(rules, "e4-soft-bounce") == "eligible", "a soft bounce (blocked) does not suppress"
+    assert main_outcome(rules, "e4-own-sms") == "eligible", "an SMS unsubscribe leaves email alone"
+    assert main_outcome(rules, "e4-after-t") == "eligible", "an unsubscribe after T counts from the next run"
+    assert outcome(rules["t2"], "weekly", "e4-after-t") == "suppressed"
+
+
+def test_e5_frequency_cap(rules):
+    for cart in ("e5-3d", "e5-7d-inside", "e5-pending", "e5-unknown", "e5-other-campaign"):
+        assert main_outcome(rules, cart) == "frequency_capped", cart
+    for cart in ("e5-7d-outside", "e5-failed", "e5-dry-run", "e5-skipped"):
+        assert main_outcome(rules, cart) == "eligible", cart
+
+
+def test_e6_already_sent_on_rerun(rules):
+    assert main_outcome(rules, "e6-sent") == "already_sent", "already_sent comes before frequency_capped"
+    assert main_outcome(rules, "e6-new-version") == "frequency_capped", "a new cart version is not already sent"
+    assert main_outcome(rules, "e6-dry-run") == "eligible", "a dry run sent nothing"
+    # the weekly window still holds T's carts at T + 1 day: the versions messaged at T are not sent again —
+    # already_sent, unless a reason that comes before it in the E9 order now applies (consent, suppression)
+    before_already_sent = set(E9_ORDER[: E9_ORDER.index("already_sent")])
+    again = [
+        key
+        for key, row in rules["t"]["eligible"].items()
+        if key[0] == "weekly" and rules["t2"]["abandoned"].get(key, {}).get("cart_version") == row["cart_version"]
+    ]
+    assert len(again) > 20
+    reasons = {rules["t2"]["excluded"][key]["reason"] for key in again}
+    assert "already_sent" in reasons
+    assert reasons <= before_already_sent | {"already_sent"}, reasons
+    # ...and a cart updated after T (new version) is capped, not already sent
+    assert outcome(rules["t2"], "main", "d1-late") == "frequency_capped"
+    assert rules["t2"]["abandoned"][("main", "d1-late")]["cart_version"] == "d1-late-after-t"
+    # rerunning T after its messages went out: every one of them is already sent
+    for key in rules["t"]["eligible"]:
+        assert rules["replayed"]["excluded"][key]["reason"] == "already_sent", key
+    assert rules["replayed"]["eligible"] == {}
+
+
+def test_e7_test_group_audience(rules):
+    assert outcome(rules["t"], "test_mode", "e7-tester") == "eligible"
+    assert outcome(rules["t"], "test_mode", "e1-consumer") == "not_in_test_group"
+    assert outcome(rules["t"], "test_mode", "e7-tester-no-consent") == "no_consent", "the group is no consent"
+    eligible = {row["customer_id"] for (camp, _), row in rules["t"]["eligible"].items() if camp == "test_mode"}
+    assert eligible == {"e7-tester"}
+    assert main_outcome(rules, "e7-tester") == "eligible"
+
+
+def _held_out(customer_id: str, campaign_name: str, percent: int) -> bool:
+    digest = hashlib.md5(f"{customer_id}:{campaign_name}".encode()).hexdigest()
+    return int(digest[:8], 16) % 100 < percent
+
+
+def test_e8_holdout_deterministic(rules):
+    held = {c for c in E8_CUSTOMERS if outcome(rules["t"], "holdout_half", c) == "holdout"}
+    sent = {c for c in E8_CUSTOMERS if outcome(rules["t"], "holdout_half", c) == "eligible"}
+    assert held | sent == set(E8_CUSTOMERS)
+    assert held == {c for c in E8_CUSTOMERS if _held_out(c, "holdout_half", 50)}, "hash of customer and campaign"
+    assert held, "with 20 customers, some are held out"
+    assert sent, "...and some are not"
+    assert all(main_outcome(rules, c) == "eligible" for c in E8_CUSTOMERS), "no holdout in a 0 % campaign"
+    replayed = {c for c in E8_CUSTOMERS if outcome(rules["replayed"], "holdout_half", c) == "holdout"}
+    assert replayed == held
+
+
+def test_e9_one_reason_each(rules):
+    for snapshot in (rules["t"], rules["t2"], rules["replayed"]):
+        eligible, excluded = set(snapshot["eligible"]), set(snapshot["excluded"])
+        assert not eligible & excluded, "a cart with a reason is not messaged"
+        assert eligible | excluded == set(snapshot["abandoned"]), "every abandoned cart has an outcome"
+    assert main_outcome(rules, "e9-inst-nocons-supp") == "institutional"
+    assert main_outcome(rules, "e9-invalid-nocons") == "invalid_email"
+    assert main_outcome(rules, "e9-nocons-supp") == "no_consent"
+    assert main_outcome(rules, "e9-supp-capped") == "suppressed"
+    assert main_outcome(rules, "e9-superseded-invalid-old") == "superseded_by_newer_cart"
+    assert main_outcome(rules, "e9-superseded-invalid-new") == "invalid_email"
+    reasons = {row["reason"] for row in rules["t"]["excluded"].values()}
+    assert reasons <= set(E9_ORDER)
+    assert set(E9_ORDER) - reasons == {"no_phone", "invalid_phone", "no_push_subscription"}, "email campaigns"
+
+
+# ---- O ---------------------------------------------------------------------------------------------
+def test_o2_replaying_a_past_t_reproduces_its_decisions(rules):
+    at_t, replayed = rules["t"], rules["replayed"]
+    assert replayed["abandoned"] == at_t["abandoned"], "later events, orders and deletions are not seen"
+    # the only difference: what T decided to send went out (the outbox rows decided at T), so E6 reports it
+    expected = dict(at_t["excluded"])
+    for key, row in at_t["eligible"].items():
+        expected[key] = {
+            "campaign": row["campaign"],
+            "step": row["step"],
+            "cart_id": row["cart_id"],
+            "cart_version": row["cart_version"],
+            "customer_id": row["customer_id"],
+            "reason": "already_sent",
+            "decided_at": T,
+        }
+    assert replayed["excluded"] == expected
+    # and the later data did change the next run
+    assert outcome(rules["t2"], "weekly", "e3-regranted") == "suppressed"
+    assert outcome(rules["t2"], "weekly", "e3-null-basis") == "institutional"
+
+
+# ---------------------------------------------------------------------------------------------------
+# the coupons world
+# ---------------------------------------------------------------------------------------------------
+TIERED = campaign("tiered", coupon_tiers="value_tiers")
+BY_SMS = campaign("by_sms", coupon_tiers="value_tiers", steps=[{"channels": ["sms"]}])
+VALUES = {"c-4999": "49.99", "c-5000": "50.00", "c-10000": "100.00", "c-10001": "100.01"}
+
+
+@pytest.fixture(scope="module")
+def coupons(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
+    from cart_recovery.coupons import assign_coupons
+
+    with _warehouse(admin_url, tmp_path_factory.mktemp("dbt-coupons")) as wh:
+        with psycopg.connect(wh.url, autocommit=True) as conn:
+            r = Rules(conn, file_name="coupons_world")
+            for cid, value in VALUES.items():
+                r.consumer(cid)
+                r.cart(cid, cid, T - hours(5), [item("BOOK", value)])
+            r.customer("c-sms", phone="+15145550101")
+            r.consent("c-sms", channel="sms")
+            r.cart("c-sms", "c-sms", T - hours(5), [item("BOOK", "150.00")])
+            r.coupon_codes("value_10", ["V10-1", "V10-2"])
+            r.coupon_codes("value_15", ["V15-1", "V15-2", "V15-3"])
+            r.coupon_codes("value_20", ["V20-1"])
+            r.coupon_codes("sms_5", ["S5-1", "S5-2"])
+            # V15-1 and V20-1 went to other customers in an earlier run: never again (C2)
+            for code, pool in (("V15-1", "value_15"), ("V20-1", "value_20")):
+                conn.execute(
+                    "insert into ops.coupon_allocations (code, pool, campaign, step, customer_id, cart_id, "
+                    "cart_version, decided_at) values (%s, %s, 'tiered', 1, 'someone', 'old-cart', %s, %s)",
+                    (code, pool, f"old-{code}", T - days(30)),
+                )
+            wh.build(T, [TIERED, BY_SMS])
+
+            # two runs allocate at once (C2)
+            barrier = threading.Barrier(2)
+            results: list[Any] = [None, None]
+
+            def allocate(i: int) -> None:
+                with psycopg.connect(wh.url) as own:
+                    barrier.wait()
+                    try:
+                        results[i] = assign_coupons(own, T)
+                    except Exception as exc:  # reported by the test, not swallowed
+                        results[i] = exc
+
+            threads = [threading.Thread(target=allocate, args=(i,)) for i in range(2)]
+            for th in threads:
+                th.start()
+            for th in threads:
+                th.join(timeout=60)
+            first = r.rows("select * from marts.eligible_recipients order by campaign, cart_id")
+            allocations = r.rows("select * from ops.coupon_allocations order by code")
+            alerts = r.rows("select * from ops.alerts where kind = 'coupon_pool_exhausted' and decided_at = %s", (T,))
+
+            # a rerun of the same date: build and allocate again
+            wh.build(T, [TIERED, BY_SMS])
+            rerun_counts = assign_coupons(conn, T)
+            rerun = r.rows("select * from marts.eligible_recipients order by campaign, cart_id")
+            allocations_after_rerun = r.rows("select * from ops.coupon_allocations order by code")
+            assignments = r.rows("select * from marts.coupon_assignments order by campaign, cart_id")
+        yield {
+            "concurrent": results,
+            "first": first,
+            "allocations": allocations,
+            "alerts": alerts,
+            "rerun_counts": rerun_counts,
+            "rerun": rerun,
+            "allocations_after_rerun": allocations_after_rerun,
+            "assignments": assignments,
+        }
+
+
+def _by_cart(rows: list[dict[str, Any]], campaign_name: str) -> dict[str, dict[str, Any]]:
+    return {row["cart_id"]: row for row in rows if row["campaign"] == campaign_name}
+
+
+def test_c1_tier_boundaries(coupons):
+    tiers = {
+        cart: (row["coupon_tier"], row["coupon_percent"]) for cart, row in _by_cart(coupons["first"], "tiered").items()
+    }
+    assert tiers == {
+        "c-4999": ("under_50", 10),
+        "c-5000": ("50_to_100", 15),
+        "c-10000": ("50_to_100", 15),
+        "c-10001": ("over_100", 20),
+    }
+    sms = _by_cart(coupons["first"], "by_sms")
+    assert {cart: (row["channel"], row["coupon_percent"]) for cart, row in sms.items()} == {"c-sms": ("sms", 5)}
+    assert len(coupons["assignments"]) == 5
+
+
+def test_c2_code_once_ever_and_stable_across_reruns(coupons):
+    tiered = _by_cart(coupons["first"], "tiered")
+    assert tiered["c-4999"]["coupon_code"] in {"V10-1", "V10-2"}
+    assert {tiered["c-5000"]["coupon_code"], tiered["c-10000"]["coupon_code"]} == {"V15-2", "V15-3"}, (
+        "V15-1 went to another customer in an earlier run"
+    )
+    assert _by_cart(coupons["first"], "by_sms")["c-sms"]["coupon_code"] in {"S5-1", "S5-2"}
+    codes = [a["code"] for a in coupons["allocations"]]
+    assert len(codes) == len(set(codes))
+    assert coupons["rerun"] == coupons["first"], "the same cart version keeps its code"
+    assert coupons["allocations_after_rerun"] == coupons["allocations"]
+    assert all(c["allocated"] == 0 for c in coupons["rerun_counts"].values())
+
+
+def test_c2_concurrent_runs_never_share_a_code(coupons):
+    results = coupons["concurrent"]
+    assert not [r for r in results if isinstance(r, Exception) or r is None], results
+    allocated = sum(c["allocated"] for r in results for c in r.values())
+    this_run = [a for a in coupons["allocations"] if a["decided_at"] == T]
+    assert allocated == len(this_run) == 4, "each cart version with a pool code got exactly one, once"
+    keys = [(a["campaign"], a["step"], a["cart_id"], a["cart_version"]) for a in this_run]
+    assert len(keys) == len(set(keys))
+
+
+def test_c3_exhausted_pool_falls_back_and_alerts(coupons):
+    over_100 = _by_cart(coupons["first"], "tiered")["c-10001"]
+    assert over_100["coupon_code"] == "PROMO20", "the tier's static code, never a reused pool code"
+    assert "V20-1" not in {row["coupon_code"] for row in coupons["first"]}
+    assert not [a for a in coupons["allocations"] if a["pool"] == "value_20" and a["decided_at"] == T]
+    assert coupons["alerts"], "an operator sees the exhausted pool"
+    assert {a["detail"]["pool"] for a in coupons["alerts"]} == {"value_20"}

@@ -1,0 +1,323 @@
+"""A small world in the raw and ops tables, written row by row, for the dbt tests.
+
+Independent of the ingest code on purpose: each test states the rows it needs, with the same columns the
+ingest writes (contract §2, `plugins/cart_recovery/sql/schema.sql`)."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import uuid
+from datetime import datetime, timedelta
+from typing import Any
+
+import psycopg
+
+T = datetime.fromisoformat("2026-11-20T14:00:00+00:00")
+
+
+def h(hours: float) -> timedelta:
+    return timedelta(hours=hours)
+
+
+def d(days: float) -> timedelta:
+    return timedelta(days=days)
+
+
+def campaign(name: str = "bookstore_daily", **overrides: Any) -> dict[str, Any]:
+    """A campaign var with the contract §6 defaults filled in (as `cart_recovery.campaigns` does)."""
+    steps = overrides.pop("steps", None) or [{"channels": ["email"]}]
+    c: dict[str, Any] = {
+        "name": name,
+        "cadence": "daily",
+        "audience": "all",
+        "default_locale": "fr",
+        "abandon_after_minutes": 60,
+        "max_cart_age_hours": 24,
+        "frequency_cap_days": 7,
+        "holdout_percent": 0,
+        "max_items": 4,
+        "coupon_tiers": "none",
+        "implied_consent_days": 730,
+        "attribution_window_hours": 24,
+    }
+    c.update(overrides)
+    c["steps"] = [
+        {
+            "step": i,
+            "channels": ["email"],
+            "delay_minutes": 0,
+            "template": "abandoned_cart",
+            "only_if_not_engaged": False,
+            "coupon_tiers": None,
+            **s,
+        }
+        for i, s in enumerate(steps, start=1)
+    ]
+    return c
+
+
+class World:
+    """Insert helpers with sensible defaults; every row gets a file name and a line number."""
+
+    def __init__(self, conn: psycopg.Connection, file_name: str = "test_world") -> None:
+        self.conn = conn
+        self.file_name = file_name
+        self._lines = itertools.count(1)
+
+    def _insert(self, table: str, row: dict[str, Any], provenance: bool = True) -> None:
+        if provenance:
+            row = {**row, "_file_name": self.file_name, "_line_number": next(self._lines)}
+        cols = ", ".join(row)
+        marks = ", ".join(["%s"] * len(row))
+        self.conn.execute(f"insert into {table} ({cols}) values ({marks})", list(row.values()))
+
+    def customer(
+        self,
+        customer_id: str,
+        email: str | None = "",
+        *,
+        phone: str | None = None,
+        first_name: str | None = "Anne",
+        locale: str | None = "fr",
+        customer_type: str = "consumer",
+        institution_kind: str | None = None,
+        preferred_store_id: str | None = None,
+        updated_at: datetime | None = None,
+        consent: bool = True,
+    ) -> str:
+        """A customer; `email=""` means "a valid address made from the id"; consent=True adds an express
+        email consent granted long before T."""
+        if email == "":
+            email = f"{customer_id}@example.org"
+        self._insert(
+            "raw.customers",
+            {
+                "customer_id": customer_id,
+                "email": email,
+                "phone": phone,
+                "first_name": first_name,
+                "last_name": "Tremblay",
+                "locale": locale,
+                "customer_type": customer_type,
+                "institution_kind": institution_kind,
+                "preferred_store_id": preferred_store_id,
+                "updated_at": updated_at or T - d(400),
+            },
+        )
+        if consent:
+            self.consent(customer_id)
+        return customer_id
+
+    def consent(
+        self,
+        customer_id: str,
+        channel: str = "email",
+        status: str = "granted",
+        basis: str = "express",
+        recorded_at: datetime | None = None,
+    ) -> None:
+        self._insert(
+            "raw.consents",
+            {
+                "customer_id": customer_id,
+                "channel": channel,
+                "status": status,
+                "basis": basis,
+                "recorded_at": recorded_at or T - d(300),
+                "source": "checkout",
+            },
+        )
+
+    def store(self, store_id: str, name: str | None = None) -> None:
+        self._insert(
+            "raw.stores",
+            {
+                "store_id": store_id,
+                "name": name or f"Librairie {store_id}",
+                "email": f"{store_id}@stores.example.org",
+                "phone": "+15145550000",
+                "address": "1 rue Principale",
+                "city": "Montréal",
+                "region": "QC",
+                "url": f"https://{store_id}.example.org",
+            },
+        )
+
+    def product(self, sku: str, price: float = 10.0, title: str | None = None) -> None:
+        self._insert(
+            "raw.products",
+            {
+                "sku": sku,
+                "title": title or f"Title {sku}",
+                "author": "Author",
+                "publisher": "Publisher",
+                "image_url": f"https://img.example.org/{sku}.jpg",
+                "product_url": f"https://shop.example.org/p/{sku}",
+                "price": price,
+                "currency": "CAD",
+                "updated_at": T - d(30),
+            },
+        )
+
+    def cart(
+        self,
+        event_id: str,
+        cart_id: str,
+        occurred_at: datetime,
+        customer_id: str | None,
+        items: list[tuple[str, int, float] | tuple[str, int, float, datetime]] | None = None,
+        *,
+        event_type: str = "cart_updated",
+        device: str = "desktop",
+        store_id: str | None = "s1",
+    ) -> None:
+        """A cart event; items are (sku, quantity, unit_price[, added_at]) (added_at defaults to occurred_at)."""
+        if items is None:
+            items = [] if event_type == "cart_deleted" else [("sku-1", 1, 20.0)]
+        payload = [
+            {
+                "sku": it[0],
+                "quantity": it[1],
+                "unit_price": it[2],
+                "added_at": (it[3] if len(it) > 3 else occurred_at).isoformat(),  # type: ignore[misc]
+            }
+            for it in items
+        ]
+        self._insert(
+            "raw.cart_events",
+            {
+                "event_id": event_id,
+                "event_type": event_type,
+                "occurred_at": occurred_at,
+                "cart_id": cart_id,
+                "customer_id": customer_id,
+                "device": device,
+                "store_id": store_id,
+                "currency": "CAD",
+                "cart_url": f"https://shop.example.org/cart/{cart_id}",
+                "items": json.dumps(payload),
+            },
+        )
+
+    def order(
+        self,
+        order_id: str,
+        customer_id: str | None,
+        placed_at: datetime,
+        skus: list[str],
+        *,
+        status: str = "completed",
+        cart_id: str | None = None,
+        event_id: str | None = None,
+    ) -> None:
+        items = [{"sku": s, "quantity": 1, "unit_price": 10.0} for s in skus]
+        self._insert(
+            "raw.orders",
+            {
+                "event_id": event_id or f"oe-{order_id}-{status}",
+                "order_id": order_id,
+                "customer_id": customer_id,
+                "cart_id": cart_id,
+                "placed_at": placed_at,
+                "status": status,
+                "store_id": "s1",
+                "currency": "CAD",
+                "total": 10.0 * len(skus),
+                "items": json.dumps(items),
+            },
+        )
+
+    def provider_event(
+        self,
+        event: str,
+        email: str | None,
+        occurred_at: datetime,
+        *,
+        reason: str | None = None,
+        message_id: str | None = None,
+        sg_event_id: str | None = None,
+    ) -> None:
+        payload = {"event": event, "email": email, "timestamp": int(occurred_at.timestamp())}
+        if reason:
+            payload["reason"] = reason
+        if message_id:
+            payload["message_id"] = message_id
+        self._insert(
+            "raw.provider_events",
+            {
+                "sg_event_id": sg_event_id or uuid.uuid4().hex,
+                "event": event,
+                "email": email,
+                "occurred_at": occurred_at,
+                "sg_message_id": f"sg-{uuid.uuid4().hex[:8]}",
+                "message_id": message_id,
+                "campaign": "bookstore_daily",
+                "payload": json.dumps(payload),
+            },
+        )
+
+    def message(
+        self,
+        campaign: str,
+        step: int,
+        customer_id: str,
+        cart_id: str,
+        cart_version: str,
+        decided_at: datetime,
+        status: str = "sent",
+        channel: str = "email",
+    ) -> str:
+        key = f"{campaign}:{step}:{cart_id}:{cart_version}"
+        message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+        self._insert(
+            "ops.messages",
+            {
+                "message_id": message_id,
+                "idempotency_key": key,
+                "campaign": campaign,
+                "step": step,
+                "channel": channel,
+                "customer_id": customer_id,
+                "cart_id": cart_id,
+                "cart_version": cart_version,
+                "status": status,
+                "decided_at": decided_at,
+            },
+            provenance=False,
+        )
+        return message_id
+
+    def unsubscribe(self, customer_id: str, recorded_at: datetime, channel: str = "email") -> None:
+        self._insert(
+            "ops.unsubscribes",
+            {"customer_id": customer_id, "channel": channel, "recorded_at": recorded_at, "source": "link"},
+            provenance=False,
+        )
+
+    def test_group(self, customer_id: str) -> None:
+        self._insert("raw.test_group", {"customer_id": customer_id})
+
+    def coupon_codes(self, pool: str, codes: list[str]) -> None:
+        for code in codes:
+            self._insert("raw.coupon_codes", {"pool": pool, "code": code})
+
+    def push_subscription(self, customer_id: str, status: str = "active", recorded_at: datetime | None = None) -> None:
+        self._insert(
+            "raw.push_subscriptions",
+            {
+                "customer_id": customer_id,
+                "kind": "web",
+                "endpoint": f"https://push.example.org/{customer_id}",
+                "p256dh": "key",
+                "auth": "auth",
+                "status": status,
+                "recorded_at": recorded_at or T - d(10),
+            },
+        )
+
+
+def rows(conn: psycopg.Connection, sql: str, params: Any = None) -> list[dict[str, Any]]:
+    with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
+        cur.execute(sql, params)
+        return list(cur.fetchall())
