@@ -33,56 +33,15 @@ from pathlib import Path
 from typing import IO, Any
 from zoneinfo import ZoneInfo
 
+from cart_recovery.ingest.kinds import KINDS
+
 SHOP_TZ = ZoneInfo("America/Toronto")
 DEFAULT_END = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)  # 09:00 in Montréal: the daily run's T (O1)
 SITE = "https://leslibraires.example"  # .example (RFC 2606): demo links and addresses can never reach anyone
 
-HEADERS: dict[str, list[str]] = {
-    "stores": ["store_id", "name", "email", "phone", "address", "city", "region", "url"],
-    "products": ["sku", "title", "author", "publisher", "image_url", "product_url", "price", "currency", "updated_at"],
-    "customers": [
-        "customer_id",
-        "email",
-        "phone",
-        "first_name",
-        "last_name",
-        "locale",
-        "customer_type",
-        "institution_kind",
-        "preferred_store_id",
-        "updated_at",
-    ],
-    "consents": ["customer_id", "channel", "status", "basis", "recorded_at", "source"],
-    "test_group": ["customer_id"],
-    "coupon_codes": ["pool", "code"],
-    "push_subscriptions": ["customer_id", "kind", "endpoint", "p256dh", "auth", "status", "recorded_at"],
-}
-JSONL_KEYS: dict[str, list[str]] = {
-    "cart_events": [
-        "event_id",
-        "event_type",
-        "occurred_at",
-        "cart_id",
-        "customer_id",
-        "device",
-        "store_id",
-        "currency",
-        "cart_url",
-        "items",
-    ],
-    "orders": [
-        "event_id",
-        "order_id",
-        "customer_id",
-        "cart_id",
-        "placed_at",
-        "status",
-        "store_id",
-        "currency",
-        "total",
-        "items",
-    ],
-}
+# the contract's fields (§2), as the ingest checks them: one definition for writer and reader
+HEADERS: dict[str, list[str]] = {k.name: list(k.columns) for k in KINDS.values() if k.fmt == "csv"}
+JSONL_KEYS: dict[str, list[str]] = {name: list(KINDS[name].columns) for name in ("cart_events", "orders")}
 COUPON_POOLS = ("value_10", "value_15", "value_20", "sms_5")
 
 # Fictional member stores (555-01xx numbers are reserved for fiction); more are made up at larger scales.
