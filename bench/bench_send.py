@@ -18,13 +18,10 @@ import argparse
 import json
 import logging
 import os
-import socket
-import subprocess
 import sys
 import time
 import uuid
-from collections.abc import Iterator
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -39,7 +36,7 @@ from cart_recovery.campaigns import load_campaigns  # noqa: E402
 from cart_recovery.db import ensure_schema  # noqa: E402
 from cart_recovery.devtools import sender_fixtures as fx  # noqa: E402
 from cart_recovery.devtools.local_pg import create_database, drop_database, ensure_local_postgres  # noqa: E402
-from cart_recovery.devtools.sendgrid_standin import SendGridStandin  # noqa: E402
+from cart_recovery.devtools.sendgrid_standin import SendGridStandin, standin_subprocess  # noqa: E402
 from cart_recovery.rendering import EmailRenderer, build_email_context, sender_identity  # noqa: E402
 from cart_recovery.sending import send_messages  # noqa: E402
 
@@ -129,29 +126,9 @@ def bench_render(campaign: Any, sample: int) -> dict[str, float]:
     }
 
 
-@contextmanager
-def standin_process(latency_ms: float) -> Iterator[str]:
+def standin_process(latency_ms: float) -> Any:
     """The stand-in in its own process: SendGrid's CPU is not ours (a real deployment talks to a remote API)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    args = ["--port", str(port), "--no-files", "--latency-ms", str(latency_ms)]
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "cart_recovery.devtools.sendgrid_standin", *args],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        yield f"http://127.0.0.1:{port}"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=10)
+    return standin_subprocess("--no-files", "--latency-ms", str(latency_ms))
 
 
 def bench_send(

@@ -13,7 +13,6 @@ import argparse
 import json
 import os
 import shutil
-import socket
 import subprocess
 import sys
 import time
@@ -22,15 +21,10 @@ from pathlib import Path
 
 from cart_recovery import PROJECT_DIR
 from cart_recovery.devtools.local_pg import create_database, ensure_local_postgres
+from cart_recovery.devtools.sendgrid_standin import standin_subprocess
 
 VENV_BIN = PROJECT_DIR / ".venv" / "bin"
 DEFAULT_T = "2026-11-20T14:00:00+00:00"  # 09:00 in Montréal
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def airflow_env(home: Path, db_url: str, sendgrid_url: str, landing: Path) -> dict[str, str]:
@@ -82,24 +76,12 @@ def main(argv: list[str] | None = None) -> int:
     print(", ".join(f"{k}: {v}" for k, v in counts.items()))
 
     step("local SendGrid stand-in")
-    port = free_port()
-    standin = subprocess.Popen(
-        [str(VENV_BIN / "cart-recovery"), "sendgrid-standin", "--port", str(port), "--outbox-dir", str(outbox)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    try:
-        for _ in range(100):
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
-                break
-            except OSError:
-                time.sleep(0.1)
-        print(f"listening on http://127.0.0.1:{port}, writing {outbox}")
+    with standin_subprocess("--outbox-dir", str(outbox)) as sendgrid_url:
+        print(f"listening on {sendgrid_url}, writing {outbox}")
 
         home = PROJECT_DIR / ".airflow" / "home"
         home.mkdir(parents=True, exist_ok=True)
-        env = airflow_env(home, db_url, f"http://127.0.0.1:{port}", landing)
+        env = airflow_env(home, db_url, sendgrid_url, landing)
         step(f"Airflow metadata (SQLite) in {home}")
         subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
 
@@ -118,9 +100,6 @@ def main(argv: list[str] | None = None) -> int:
             print(f"the daily run failed; its full log is {log_path}", file=sys.stderr)
             return 1
         print(f"done in {time.monotonic() - started:.0f} s; log: {log_path}")
-    finally:
-        standin.terminate()
-        standin.wait(timeout=10)
 
     step("what happened")
     report(db_url, outbox)

@@ -20,9 +20,14 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import socket
+import subprocess
+import sys
 import threading
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from email import policy
 from email.message import EmailMessage
@@ -299,6 +304,31 @@ def serve(args: argparse.Namespace) -> int:
     finally:
         standin.server.server_close()
     return 0
+
+
+@contextmanager
+def standin_subprocess(*args: str) -> Iterator[str]:
+    """The stand-in in its own process (its CPU is not the sender's), on a free port; yields its URL once it
+    answers. `args` are the command line's options other than --port."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "cart_recovery.devtools.sendgrid_standin", "--port", str(port), *args],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        for _ in range(100):
+            try:
+                socket.create_connection(("127.0.0.1", port), timeout=0.2).close()
+                break
+            except OSError:
+                time.sleep(0.1)
+        yield f"http://127.0.0.1:{port}"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=10)
 
 
 def main(argv: list[str] | None = None) -> int:
