@@ -140,13 +140,17 @@ def record_unsubscribe(
 ) -> UnsubscribeClaim:
     """Verify a token and record the unsubscribe in ops.unsubscribes (E4: effective by the next run).
 
-    For the web endpoint (GET shows a confirmation, the one-click POST calls this) and operators.
+    For the web endpoint (`cart_recovery.api.unsubscribe_pages`: GET shows a confirmation, POST calls
+    this) and operators. Recording twice keeps the first record.
     """
     claim = verify(token, secret)
+    # idempotent: a second click (or the one-click POST after the page's button) adds no row
     conn.execute(
-        "insert into ops.unsubscribes (customer_id, channel, recorded_at, source) values (%s, %s, now(), %s) "
+        "insert into ops.unsubscribes (customer_id, channel, recorded_at, source) "
+        "select %(customer_id)s, %(channel)s, now(), %(source)s "
+        "where not exists (select from ops.unsubscribes where customer_id = %(customer_id)s and channel = %(channel)s) "
         "on conflict do nothing",
-        (claim.customer_id, claim.channel, source),
+        {"customer_id": claim.customer_id, "channel": claim.channel, "source": source},
     )
     conn.commit()
     log.info(

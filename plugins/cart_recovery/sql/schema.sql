@@ -211,3 +211,20 @@ create table if not exists ops.alerts (
     decided_at timestamptz,
     raised_at timestamptz not null default now()
 );
+
+-- A1: one row per accepted SendGrid Event Webhook request (plugins/cart_recovery/api/webhook.py).
+-- An exact replay is refused: the signature's hash is unique, and so is the hash of what was signed
+-- (timestamp + body), because an ECDSA signature can be altered into another valid one for the same
+-- content. The receipt's events are in raw.provider_events and raw.quarantine with
+-- _file_name / file_name = 'webhook:<receipt_id>'.
+create table if not exists raw.webhook_receipts (
+    receipt_id bigserial primary key,
+    provider text not null default 'sendgrid',
+    signature_sha256 text not null unique,
+    signed_sha256 text not null unique,
+    body_sha256 text not null,
+    signed_at timestamptz not null,
+    received_at timestamptz not null default now(),
+    events_stored integer not null,
+    events_quarantined integer not null
+);
