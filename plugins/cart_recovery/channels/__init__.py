@@ -1,4 +1,5 @@
-"""Delivery channels. Email goes through SendGrid (`channels.email`, S1); SMS and push come later (F4).
+"""Delivery channels. Email goes through SendGrid (`channels.email`, S1); SMS through Twilio (`channels.sms`) and
+push through VAPID web push and FCM (`channels.push`) (F4). docs/CHANNELS.md tells how to configure them.
 
 Every channel answers a send with a `SendResult` whose `outcome` the outbox maps to a status (S2):
 - `accepted`  the provider took the message (email: 202) -> `sent`, with the provider's message id;
@@ -7,17 +8,23 @@ Every channel answers a send with a `SendResult` whose `outcome` the outbox maps
               retried with backoff in the same run;
 - `unknown`   the request left and no answer came back (timeout after send, connection dropped) ->
               `unknown`, never re-sent automatically.
+- `gone`      the address is dead for good on this channel (push: 404/410, FCM `UNREGISTERED`; SMS: Twilio
+              21610, the number replied STOP) -> `failed`, and the caller revokes the push subscription or
+              suppresses SMS for the number (E4); never retried.
 """
 
 from __future__ import annotations
 
+import json
+import os
 import re
-from dataclasses import dataclass
-from typing import Literal
+from dataclasses import dataclass, field
+from typing import Any, Literal
+from urllib.parse import parse_qsl, unquote, urlsplit
 
 SUPPORTED_CHANNELS = frozenset({"email"})
 
-Outcome = Literal["accepted", "rejected", "retry", "unknown"]
+Outcome = Literal["accepted", "rejected", "retry", "unknown", "gone"]
 
 
 @dataclass(frozen=True)
@@ -45,3 +52,130 @@ def scrub(text: str | None) -> str:
     if not text:
         return ""
     return _PHONE.sub(r"***\1", _EMAIL.sub(r"\1***@\2***\3", text))
+
+
+def mask_phone(phone: str | None) -> str:
+    """O5: `+15145550123` -> `+1*******23`, for logs (the country code and the last two digits only)."""
+    if not phone:
+        return ""
+    digits = re.sub(r"\D", "", phone)
+    if len(digits) < 4:
+        return "***"
+    lead = "+" + digits[0] if phone.strip().startswith("+") else ""
+    return f"{lead}{'*' * (len(digits) - len(lead.lstrip('+')) - 2)}{digits[-2:]}"
+
+
+# --------------------------------------------------------------------------- connections (contract §1)
+@dataclass(frozen=True)
+class ConnectionFields:
+    """The fields of an Airflow connection that the channels read; `repr` never shows the password (O5)."""
+
+    conn_id: str
+    login: str = ""
+    password: str = field(default="", repr=False)
+    host: str = ""
+    port: int | None = None
+    schema: str = ""
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def _extra(value: Any) -> dict[str, Any]:
+    if not value:
+        return {}
+    if isinstance(value, dict):
+        return value
+    return json.loads(value)
+
+
+def parse_connection_env(conn_id: str, raw: str) -> ConnectionFields:
+    """An `AIRFLOW_CONN_*` value, JSON (`{"conn_type": …, "login": …, "extra": {…}}`) or Airflow URI
+    (`twilio://SID:TOKEN@host:port/schema?from_number=%2B1…` — query parameters, or `__extra__`, are extras)."""
+    raw = raw.strip()
+    if raw.startswith("{"):
+        d = json.loads(raw)
+        return ConnectionFields(
+            conn_id=conn_id,
+            login=d.get("login") or "",
+            password=d.get("password") or "",
+            host=d.get("host") or "",
+            port=int(d["port"]) if d.get("port") else None,
+            schema=d.get("schema") or "",
+            extra=_extra(d.get("extra")),
+        )
+    p = urlsplit(raw)
+    query = dict(parse_qsl(p.query, keep_blank_values=True))
+    extra = _extra(query.pop("__extra__", None)) or query
+    return ConnectionFields(
+        conn_id=conn_id,
+        login=unquote(p.username or ""),
+        password=unquote(p.password or ""),
+        host=unquote(p.hostname or ""),
+        port=p.port,
+        schema=unquote(p.path.lstrip("/")),
+        extra=extra,
+    )
+
+
+def connection_fields(conn_id: str) -> ConnectionFields:
+    """The connection at run time: its environment form `AIRFLOW_CONN_<ID>` read directly (as `channels.email`
+    does), else Airflow's `BaseHook.get_connection` (secrets backends, the metadata DB). Never at parse time."""
+    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
+    if raw:
+        return parse_connection_env(conn_id, raw)
+    from airflow.sdk import BaseHook
+
+    conn = BaseHook.get_connection(conn_id)
+    return ConnectionFields(
+        conn_id=conn_id,
+        login=conn.login or "",
+        password=conn.password or "",
+        host=conn.host or "",
+        port=conn.port,
+        schema=conn.schema or "",
+        extra=_extra(conn.extra_dejson if hasattr(conn, "extra_dejson") else conn.extra),
+    )
+
+
+def base_url(fields: ConnectionFields, default: str) -> str:
+    """The provider's base URL: the connection's `host` (with its scheme, e.g. `http://127.0.0.1:8026`, or a
+    bare host name with `port` and `schema` = http/https) replaces `default`; no host -> `default`."""
+    host = fields.host
+    if not host:
+        return default
+    if "://" in host:
+        url = host
+    else:
+        scheme = fields.schema if fields.schema in ("http", "https") else "https"
+        url = f"{scheme}://{host}"
+    parts = urlsplit(url)
+    if fields.port and not parts.port:
+        url = f"{parts.scheme}://{parts.hostname}:{fields.port}{parts.path}"
+    return url.rstrip("/")
+
+
+# --------------------------------------------------------------------------- HTTP failures (S2)
+def request_failure(exc: BaseException) -> SendResult | None:
+    """A `requests` exception (Twilio's client, pywebpush and FCM all use requests) as an outcome (S2):
+    nothing left the machine (refused, DNS, connect timeout) -> `retry`; the request left and no answer came
+    (read timeout, connection dropped while waiting) -> `unknown`, never re-sent. None for other exceptions."""
+    import requests
+
+    if not isinstance(exc, requests.RequestException):
+        return None
+    name = type(exc).__name__
+    if isinstance(exc, requests.ConnectTimeout):
+        return SendResult("retry", error=f"not sent: {name}")
+    if isinstance(exc, requests.ReadTimeout):
+        return SendResult("unknown", error=f"no answer after sending: {name}")
+    if isinstance(exc, requests.ConnectionError):
+        from urllib3.exceptions import NameResolutionError, NewConnectionError
+
+        cause: BaseException | None = exc
+        seen = 0
+        while cause is not None and seen < 8:  # walk requests -> urllib3 MaxRetryError -> its reason
+            if isinstance(cause, NewConnectionError | NameResolutionError | ConnectionRefusedError):
+                return SendResult("retry", error=f"not sent: {type(cause).__name__}")
+            cause = getattr(cause, "reason", None) or cause.__cause__ or cause.__context__
+            seen += 1
+        return SendResult("unknown", error=f"no answer after sending: {name}: {scrub(str(exc))[:200]}")
+    return SendResult("retry", error=f"not sent: {name}: {scrub(str(exc))[:200]}")
