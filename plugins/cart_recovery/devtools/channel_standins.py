@@ -473,13 +473,16 @@ class ChannelStandins:
                 if user != account_sid or not password or not token_ok:
                     self._twilio_error(401, 20003, "Authenticate")
                     return
+                form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
+                to = form.get("To", "")
                 fault = self._next_fault("twilio")
                 if isinstance(fault, int):
                     code = {429: 20429, 400: 21211, 401: 20003, 404: 20404}.get(fault, 20500)
-                    self._twilio_error(fault, code, f"injected fault {fault}", **self._retry_headers(fault))
+                    message = f"injected fault {fault}"
+                    if fault == 400:  # Twilio's own wording quotes the number: senders must scrub it (O5)
+                        message = f"The 'To' number {to} is not a valid phone number."
+                    self._twilio_error(fault, code, message, **self._retry_headers(fault))
                     return
-                form = dict(parse_qsl(raw.decode("utf-8", "replace"), keep_blank_values=True))
-                to = form.get("To", "")
                 if not _E164.match(to):
                     self._twilio_error(400, 21211, f"The 'To' number {to} is not a valid phone number.")
                     return
