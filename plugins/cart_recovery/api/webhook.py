@@ -9,7 +9,7 @@ Airflow connection `sendgrid_webhook`, read at request time and cached for `KEY_
 Answers: 401 without the two headers; 403 for a bad signature or a timestamp more than
 `CR_WEBHOOK_TOLERANCE_SECONDS` (300) away from the wall clock; 409 for a request already received (an
 exact replay); 400 for a body that is not a JSON list; 413 above `MAX_BODY_BYTES`; 503 when the key is not
-configured or the warehouse is unreachable (SendGrid retries non-2xx for 24 hours). Otherwise 200 after one
+configured or the warehouse is unreachable (SendGrid retries non-2xx answers). Otherwise 200 after one
 transaction: a `raw.webhook_receipts` row, the valid events in `raw.provider_events` through the same
 row check as the `provider_events` landing files (`cart_recovery.ingest.kinds`), so both paths store
 identical rows, and each invalid event in `raw.quarantine` with its reason (O4). Duplicates (SendGrid
@@ -52,7 +52,7 @@ SIGNATURE_HEADER = "X-Twilio-Email-Event-Webhook-Signature"
 TIMESTAMP_HEADER = "X-Twilio-Email-Event-Webhook-Timestamp"
 DEFAULT_TOLERANCE_SECONDS = 300
 KEY_CACHE_SECONDS = 60.0
-MAX_BODY_BYTES = 8 * 1024 * 1024  # SendGrid posts batches of at most ~768 KB
+MAX_BODY_BYTES = 8 * 1024 * 1024  # far above SendGrid's batches; bounds what an unsigned caller can send
 KIND = KINDS["provider_events"]
 
 router = APIRouter()
