@@ -1,0 +1,1 @@
+"""Reporting: the dashboard page and the static HTML report (A5)."""
