@@ -204,7 +204,10 @@ class ChannelStandins:
         return f"http://{host}:{port}"
 
     def start(self) -> ChannelStandins:
-        self._thread = threading.Thread(target=self.server.serve_forever, name="channel-standins", daemon=True)
+        # a short poll: stop() (shutdown) waits up to one poll interval, and tests start many stand-ins
+        self._thread = threading.Thread(
+            target=self.server.serve_forever, kwargs={"poll_interval": 0.05}, name="channel-standins", daemon=True
+        )
         self._thread.start()
         return self
 
