@@ -5,7 +5,8 @@ Keys (docs/INTERFACES.md): `idempotency_key = campaign:step:cart_id:cart_version
 so a later real run of the same date still sends.
 
 Life of a row:
-    pending --claim--> (claimed: claimed_by, claimed_at, attempts+1; committed before the API call)
+    pending --claim--> (claimed: claimed_by, claimed_at, attempts+1; committed before the API call; the
+                        sender claims a few rows at once, see "batches" below)
         202                      -> sent (provider_message_id, sent_at)
         4xx other than 429       -> failed (last_error)
         timeout after sending    -> unknown (never re-sent automatically)
@@ -204,6 +205,89 @@ def release(conn: psycopg.Connection, message_id: uuid.UUID, worker: str, error:
         (max_total_attempts, error, message_id, worker),
     ).fetchone()
     return row[0] if row else "lost_claim"
+
+
+# ---------------------------------------------------------------- batches (the sender's hot path)
+#
+# The sender claims a worker's next few messages in one statement, sends them one by one, and records their
+# outcomes in one statement. The claim is committed durably before the first API call of the batch, like a
+# single claim. A crash mid-batch leaves the whole batch claimed: the stale-claim rule turns it into
+# `unknown` — the message that may have been sent and the ones not yet tried alike — so nothing is sent
+# twice, and at most one batch per worker is left for an operator to look at. Outcomes may be committed
+# with `synchronous_commit = off` (see `finish_many`): losing one leaves a claimed row, which also ends as
+# `unknown`, never re-sent.
+
+
+def claim_many(conn: psycopg.Connection, message_ids: list[uuid.UUID], worker: str) -> dict[uuid.UUID, int]:
+    """Claim pending, unclaimed rows for this worker in one durable commit; returns {message_id: attempts}
+    of the rows won (the others are another run's, or finished: this run must not send them, E6).
+
+    `synchronous_commit` is forced on for this transaction whatever the session's setting: the claim must
+    survive a crash of the database before the API call is made (S2)."""
+    if not message_ids:
+        return {}
+    with conn.transaction():
+        _q(conn, "set local synchronous_commit = on")
+        rows = _q(
+            conn,
+            "update ops.messages set claimed_by = %s, claimed_at = now(), attempts = attempts + 1, "
+            "updated_at = now() "
+            "where message_id = any(%s) and status = 'pending' and claimed_at is null "
+            "returning message_id, attempts",
+            (worker, message_ids),
+        ).fetchall()
+    return dict(rows)
+
+
+def finish_many(
+    conn: psycopg.Connection, worker: str, outcomes: list[tuple[uuid.UUID, str, str | None, str | None]]
+) -> int:
+    """Record `(message_id, status, provider_message_id, error)` outcomes (`sent`, `failed`, `unknown`) of rows
+    this worker holds, in one statement; returns how many rows it updated.
+
+    Meant for a session with `synchronous_commit = off`: losing this commit in a crash leaves the rows
+    claimed and pending, which the next run resolves to `unknown` — never a second send. As in `mark_sent`,
+    `sent` also overrides `unknown` (an answer that arrived after another run declared the claim stale)."""
+    if not outcomes:
+        return 0
+    ids, statuses, provider_ids, errors = (list(col) for col in zip(*outcomes, strict=True))
+    return _q(
+        conn,
+        "update ops.messages as m set status = o.status, "
+        "provider_message_id = case when o.status = 'sent' then o.provider_message_id else m.provider_message_id end, "
+        "sent_at = case when o.status = 'sent' then now() else m.sent_at end, "
+        "last_error = o.error, updated_at = now() "
+        "from unnest(%s::uuid[], %s::text[], %s::text[], %s::text[]) "
+        "as o(message_id, status, provider_message_id, error) "
+        "where m.message_id = o.message_id and m.claimed_by = %s "
+        "and (m.status = 'pending' or (o.status = 'sent' and m.status = 'unknown'))",
+        (ids, statuses, provider_ids, errors, worker),
+    ).rowcount
+
+
+def refresh_claims(conn: psycopg.Connection, message_ids: list[uuid.UUID], worker: str) -> None:
+    """A fresh `claimed_at` on rows this worker still holds: a batch waiting behind a backoff must not look
+    stale to another run."""
+    if message_ids:
+        _q(
+            conn,
+            "update ops.messages set claimed_at = now() "
+            "where message_id = any(%s) and claimed_by = %s and status = 'pending'",
+            (message_ids, worker),
+        )
+
+
+def unclaim_untried(conn: psycopg.Connection, message_ids: list[uuid.UUID], worker: str) -> int:
+    """Rows of a batch that this worker claimed but never sent (it stopped early on an error): back to
+    unclaimed `pending`, their attempt not counted, so a rerun sends them."""
+    if not message_ids:
+        return 0
+    return _q(
+        conn,
+        "update ops.messages set claimed_by = null, claimed_at = null, attempts = greatest(attempts - 1, 0), "
+        "updated_at = now() where message_id = any(%s) and claimed_by = %s and status = 'pending'",
+        (message_ids, worker),
+    ).rowcount
 
 
 def counts_by_status(

@@ -5,9 +5,15 @@
    `decided_at = T` — and its holdouts (`marts.recipient_exclusions`, reason `holdout`, E8) are written to
    `ops.messages` (`on conflict (idempotency_key) do nothing`) and committed before any API call. Holdouts
    and non-email channels (SMS and push come with F4) are recorded `skipped` with their reason.
-3. A pool of `concurrency` threads, each with its own DB connection and SendGrid client, takes the pending
-   rows: claim (committed) -> render -> one Mail Send request -> outcome committed. Two overlapping runs
-   never both send a message: the claim is an `update … where status = 'pending' and claimed_at is null`.
+3. A pool of `concurrency` threads, each with its own DB connection and SendGrid client (one kept-alive
+   connection per thread), takes the pending rows in batches of `claim_batch`: render the batch -> claim it
+   in one statement, committed durably -> one Mail Send request per message -> the batch's outcomes in one
+   statement (`synchronous_commit = off`: losing it leaves claimed rows, resolved to `unknown`, never
+   re-sent). Two overlapping runs never both send a message: the claim is an
+   `update … where status = 'pending' and claimed_at is null`. The trade-off of batches: a crash (kill -9,
+   power) mid-batch leaves the whole batch `unknown` — at most `concurrency × claim_batch` messages an
+   operator must look at, none sent twice; `claim_batch=1` claims each message alone (measured: 16 per
+   batch cut the database's share of a message by about two thirds).
 4. 429, 5xx and "never left" errors are retried in the same run, `max_attempts` times per message, with
    exponential backoff and jitter, honouring `Retry-After` / `X-RateLimit-Reset` (a 429 pauses every
    worker). When they are spent the row goes back to unclaimed `pending` and the task fails, so Airflow's
@@ -34,7 +40,7 @@ import threading
 import time
 import uuid
 from collections import Counter
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
@@ -123,14 +129,17 @@ class _Run:
         c = getattr(self.local, "conn", None)
         if c is None:
             c = psycopg.connect(self.conninfo, autocommit=True)
+            # every write of a worker but the claim may be lost in a crash without harm (it leaves a claimed
+            # row: unknown, never re-sent); the claim turns synchronous_commit back on (outbox.claim_many)
+            c.execute("set synchronous_commit = off")
             self.local.conn = c
             with self.lock:
                 self.conns.append(c)
         return c
 
-    def count(self, key: str) -> None:
+    def count(self, key: str, n: int = 1) -> None:
         with self.lock:
-            self.counts[key] += 1
+            self.counts[key] += n
 
 
 def render_message(
@@ -216,28 +225,73 @@ def _process_dry(run: _Run, row: dict[str, Any]) -> None:
         run.counts[status] += 1
 
 
-def _process(run: _Run, row: dict[str, Any]) -> None:
-    """One message: claim, render, send with retries, record the outcome."""
+def _render_error(exc: Exception) -> str:
+    return f"render: {type(exc).__name__}: {scrub(str(exc))[:500]}"
+
+
+def _process_batch(run: _Run, rows: list[dict[str, Any]]) -> None:
+    """A worker's batch (`claim_batch` messages): render them all, claim them in one durable commit, send them
+    one by one with retries, record their outcomes in one commit. A crash mid-batch leaves the batch claimed,
+    hence `unknown` after the stale threshold — never sent twice (outbox.py, "batches")."""
     conn = run.conn()
-    mid: uuid.UUID = row["message_id"]
-    attempts = outbox.claim(conn, mid, run.worker_id)
-    if attempts is None:
-        run.count("claimed_elsewhere")  # another run has it or already finished it (E6)
-        return
+    # 1. render ahead: nothing is claimed or sent yet, and the claim-to-send window stays short
+    bodies: dict[uuid.UUID, dict[str, Any]] = {}
+    render_errors: dict[uuid.UUID, str] = {}
+    for row in rows:
+        mid = row["message_id"]
+        try:
+            bodies[mid] = _compose(run, row, mid)
+        except Exception as exc:  # nothing will be sent: a definitive failure of this message only
+            render_errors[mid] = _render_error(exc)
+            log.error(
+                "message %s (campaign %s, customer %s) failed to render: %s",
+                mid,
+                row["campaign"],
+                row["customer_id"],
+                scrub(str(exc))[:200],
+            )
+    # 2. claim (S2: committed with synchronous_commit on, before any API call of the batch)
+    won = outbox.claim_many(conn, [r["message_id"] for r in rows], run.worker_id)
+    if len(won) < len(rows):
+        run.count("claimed_elsewhere", len(rows) - len(won))  # another run has them or finished them (E6)
+    untried = [r for r in rows if r["message_id"] in won]
+    untried.reverse()  # popped from the end, in worklist order
+    outcomes: list[outbox.Outcome] = []
+
+    def flush() -> None:
+        outbox.finish_many(conn, run.worker_id, outcomes)
+        outcomes.clear()
+
     try:
-        body = _compose(run, row, mid)
-    except Exception as exc:  # nothing was sent: a definitive failure of this message only
-        outbox.mark_failed(conn, mid, run.worker_id, f"render: {type(exc).__name__}: {scrub(str(exc))[:500]}")
-        log.error(
-            "message %s (campaign %s, customer %s) failed to render: %s",
-            mid,
-            row["campaign"],
-            row["customer_id"],
-            scrub(str(exc))[:200],
-        )
-        run.count("failed")
-        return
+        while untried:
+            row = untried.pop()
+            mid = row["message_id"]
+            if mid in render_errors:
+                outcomes.append((mid, "failed", None, render_errors[mid]))
+                run.count("failed")
+                continue
+            outcome = _send_with_retries(run, conn, row, bodies.pop(mid), untried, flush)
+            if outcome is not None:
+                outcomes.append(outcome)
+    finally:
+        # the outcomes first: a crash in between leaves them claimed (unknown later), never re-sent
+        flush()
+        if untried:  # stopped early on an error: the untried rows go back to pending for a rerun
+            outbox.unclaim_untried(conn, [r["message_id"] for r in untried], run.worker_id)
+
+
+def _send_with_retries(
+    run: _Run,
+    conn: psycopg.Connection,
+    row: dict[str, Any],
+    body: dict[str, Any],
+    waiting: list[dict[str, Any]],
+    flush: Callable[[], None],
+) -> outbox.Outcome | None:
+    """One message of a claimed batch: send with retries. Returns its outcome for `finish_many`, or None when
+    it was released back to pending (retries spent in this run)."""
     assert run.channel is not None
+    mid: uuid.UUID = row["message_id"]
     attempt = 1
     while True:
         _wait_gate(run)
@@ -245,33 +299,33 @@ def _process(run: _Run, row: dict[str, Any]) -> None:
         if result.outcome == "accepted":
             if run.fault_exit:
                 os._exit(70)  # test-only: die between the API call and the outbox update
-            outbox.mark_sent(conn, mid, run.worker_id, result.provider_message_id)
             run.count("sent")
-            return
+            return (mid, "sent", result.provider_message_id, None)
         if result.outcome == "rejected":
-            outbox.mark_failed(conn, mid, run.worker_id, result.error or "rejected")
             log.warning("message %s rejected to %s: %s", mid, mask_email(row["email"]), result.error)
             run.count("failed")
-            return
+            return (mid, "failed", None, result.error or "rejected")
         if result.outcome == "unknown":
-            outbox.mark_unknown(conn, mid, run.worker_id, result.error or "no answer")
             log.warning("message %s outcome unknown (not re-sent): %s", mid, result.error)
             run.count("unknown")
-            return
+            return (mid, "unknown", None, result.error or "no answer")
         # retry: 429, 5xx, or the request never left
         if attempt >= run.max_attempts:
             status = outbox.release(conn, mid, run.worker_id, result.error or "retry", run.max_total_attempts)
             log.warning("message %s: %d attempts in this run, last %s -> %s", mid, attempt, result.error, status)
             run.count("pending" if status == "pending" else status)
-            return
+            return None
         delay = _backoff(run, attempt, result.retry_after_s)
         if result.status_code == 429:
             with run.lock:  # rate limited: every worker waits, not only this one
                 run.not_before = max(run.not_before, time.monotonic() + delay)
         run.count(f"retried_{result.status_code or 'not_sent'}")
+        flush()  # what this batch already knows is recorded before the wait
         time.sleep(delay)
         attempt += 1
         outbox.touch(conn, mid, run.worker_id, result.error or "retry")
+        # the rest of the batch must not look stale to another run while this one waits
+        outbox.refresh_claims(conn, [r["message_id"] for r in waiting], run.worker_id)
 
 
 def _outbox_row(
@@ -325,8 +379,11 @@ def _decision_rows(
     return rows, decisions, unsupported, holdouts
 
 
-def _worklist(conn: psycopg.Connection, dry_run: bool, batch: int = 500) -> Iterable[dict[str, Any]]:
-    """Rows to send (pending, unclaimed) or, in a dry run, every email row; streamed with a server-side cursor.
+def _worklist(
+    conn: psycopg.Connection, dry_run: bool, workers: int, claim_batch: int, fetch: int = 2000
+) -> Iterable[list[dict[str, Any]]]:
+    """Rows to send (pending, unclaimed) or, in a dry run, every email row, in batches for the workers;
+    streamed with a server-side cursor. A small run is cut finer, so every worker gets a share.
 
     The join is materialised first: a cursor's fast-start plan chose a nested loop over the two tables,
     quadratic in the run's size (measured: 4 s per 500 rows at 10k messages).
@@ -340,14 +397,16 @@ def _worklist(conn: psycopg.Connection, dry_run: bool, batch: int = 500) -> Iter
             "inner join ops.messages as m using (idempotency_key) "
             "where r.channel = any(%s) and m.status = 'pending' and m.claimed_at is null"
         )
-    conn.execute(sql, (list(SUPPORTED_CHANNELS),))
+    total = conn.execute(sql, (list(SUPPORTED_CHANNELS),)).rowcount
+    size = max(1, min(claim_batch, -(-total // workers)))
     with conn.cursor(name="cr_worklist", row_factory=dict_row) as cur:
         cur.execute("select * from cr_work")
         while True:
-            chunk = cur.fetchmany(batch)
+            chunk = cur.fetchmany(fetch)
             if not chunk:
                 break
-            yield from chunk
+            for i in range(0, len(chunk), size):
+                yield chunk[i : i + size]
     conn.execute("drop table if exists cr_work")
 
 
@@ -360,6 +419,7 @@ def send_messages(
     sendgrid_conn_id: str = "sendgrid_default",
     concurrency: int = 32,
     *,
+    claim_batch: int = 16,
     request_timeout_s: float | None = None,
     max_attempts: int = 5,
     max_total_attempts: int = 15,
@@ -423,23 +483,28 @@ def send_messages(
             " (dry run)" if dry_run else "",
         )
 
-        process = _process_dry if dry_run else _process
-        in_flight = threading.BoundedSemaphore(max(concurrency, 1) * 4)  # bounded memory for 100k messages
+        workers = max(concurrency, 1)
+        in_flight = threading.BoundedSemaphore(workers * 2)  # bounded memory for 100k messages
 
-        def task(r: dict[str, Any]) -> None:
+        def task(batch: list[dict[str, Any]]) -> None:
             try:
-                process(run, r)
+                if dry_run:
+                    for r in batch:
+                        _process_dry(run, r)
+                else:
+                    _process_batch(run, batch)
             except Exception:
-                # never lose a worker silently; the row keeps its claim and becomes unknown after stale_after
-                log.exception("message %s: unexpected error", r.get("message_id"))
+                # never lose a worker silently; a row it may have sent keeps its claim (unknown after
+                # stale_after), its untried rows went back to pending
+                log.exception("batch of %d from message %s: unexpected error", len(batch), batch[0].get("message_id"))
                 run.count("error")
             finally:
                 in_flight.release()
 
-        with ThreadPoolExecutor(max_workers=max(concurrency, 1), thread_name_prefix="send") as pool:
-            for r in _worklist(conn, dry_run):
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
+            for batch in _worklist(conn, dry_run, workers, max(claim_batch, 1)):
                 in_flight.acquire()
-                pool.submit(task, r)
+                pool.submit(task, batch)
         conn.commit()
         for c in run.conns:
             c.close()

@@ -91,6 +91,60 @@ def test_stale_claims_become_unknown_and_fresh_ones_stay(db: psycopg.Connection)
     )
 
 
+def test_e6_batch_claims_are_exclusive_and_outcomes_need_the_claim(db: psycopg.Connection) -> None:
+    rows = [
+        OutboxRow(idempotency_key("c", 1, f"cart{i}", "v1"), "c", 1, "email", f"c{i}", f"cart{i}", "v1", T)
+        for i in range(4)
+    ]
+    outbox.record(db, rows)
+    ids = [r.message_id for r in rows]
+    db.execute("set synchronous_commit = off")  # the sender's session setting; the claim turns it on itself
+    assert outbox.claim_many(db, ids[:3], "run-a") == dict.fromkeys(ids[:3], 1)
+    assert outbox.claim_many(db, ids, "run-b") == {ids[3]: 1}  # only what nobody holds
+    # outcomes are recorded only for rows the worker holds
+    assert outbox.finish_many(db, "run-b", [(ids[0], "sent", "sg-x", None)]) == 0
+    assert (
+        outbox.finish_many(
+            db, "run-a", [(ids[0], "sent", "sg-0", None), (ids[1], "unknown", None, "no answer after sending")]
+        )
+        == 2
+    )
+    # untried rows go back to pending, unclaimed, their attempt not counted
+    assert outbox.unclaim_untried(db, [ids[2]], "run-a") == 1
+    got = {
+        r[0]: r[1:]
+        for r in db.execute(
+            "select message_id, status, provider_message_id, sent_at is not null, attempts, claimed_at is null "
+            "from ops.messages"
+        ).fetchall()
+    }
+    assert got[ids[0]] == ("sent", "sg-0", True, 1, False)
+    assert got[ids[1]] == ("unknown", None, False, 1, False)
+    assert got[ids[2]] == ("pending", None, False, 0, True)
+    assert got[ids[3]] == ("pending", None, False, 1, False)
+    # a late answer for a row another run declared unknown is the truth; a failure does not overwrite unknown
+    assert outbox.finish_many(db, "run-a", [(ids[1], "failed", None, "late")]) == 0
+    assert outbox.finish_many(db, "run-a", [(ids[1], "sent", "sg-1", None)]) == 1
+    assert db.execute("select status from ops.messages where message_id = %s", (ids[1],)).fetchone() == ("sent",)
+
+
+def test_stale_batch_claims_are_refreshed_while_the_worker_waits(db: psycopg.Connection) -> None:
+    rows = [
+        OutboxRow(idempotency_key("c", 1, f"cart{i}", "v1"), "c", 1, "email", f"c{i}", f"cart{i}", "v1", T)
+        for i in range(2)
+    ]
+    outbox.record(db, rows)
+    ids = [r.message_id for r in rows]
+    outbox.claim_many(db, ids, "live-run")
+    db.execute("update ops.messages set claimed_at = now() - interval '1 hour'")
+    outbox.refresh_claims(db, ids[:1], "live-run")
+    assert outbox.resolve_stale_claims(db, timedelta(minutes=15)) == 1
+    assert dict(db.execute("select customer_id, status from ops.messages").fetchall()) == {
+        "c0": "pending",
+        "c1": "unknown",
+    }
+
+
 def test_s1_one_mail_send_request_per_message_with_the_contract_shape(marts, standin, campaigns) -> None:
     fx.add_recipient(marts, "alice", T, n_items=1, first_name="Alice")
     fx.add_recipient(marts, "bob", T, n_items=6, first_name="Bob", locale="en")

@@ -21,7 +21,13 @@ from python_http_client.exceptions import (
 )
 from sendgrid import SendGridAPIClient
 
-from cart_recovery.channels.email import build_mail, build_mail_with_helpers
+from cart_recovery.channels.email import (
+    EmailChannel,
+    SendGridSettings,
+    _KeepAliveMixin,
+    build_mail,
+    build_mail_with_helpers,
+)
 from cart_recovery.devtools.sendgrid_standin import SendGridStandin, parse_faults
 
 MAIL = {
@@ -123,3 +129,51 @@ def test_cli_starts_the_standin(tmp_path: Path) -> None:
 
 def test_s1_build_mail_matches_the_sendgrid_helpers() -> None:
     assert build_mail(**MAIL) == build_mail_with_helpers(**MAIL)
+
+
+def channel_for(sg: SendGridStandin, timeout_s: float = 5) -> EmailChannel:
+    return EmailChannel(SendGridSettings(api_key="SG.test", host=sg.url), timeout_s=timeout_s)
+
+
+def test_s1_keep_alive_one_connection_per_thread_for_many_requests() -> None:
+    with SendGridStandin(keep_bodies=False, fault_sequence="500,429") as sg:
+        channel = channel_for(sg)
+        outcomes = [channel.send(build_mail(**MAIL)).outcome for _ in range(6)]
+    assert outcomes == ["retry", "retry", "accepted", "accepted", "accepted", "accepted"]
+    assert sg.requests == 6
+    assert sg.connections == 1  # error answers are read to their end too, and the connection kept
+
+
+def test_s2_a_connection_the_server_closed_while_idle_is_not_reused() -> None:
+    # the server closes idle connections after 0.2 s; the next request must open a new one and be accepted,
+    # never be written on the dead socket and end `unknown`
+    with SendGridStandin(keep_bodies=False, idle_timeout_s=0.2) as sg:
+        channel = channel_for(sg)
+        first = channel.send(build_mail(**MAIL))
+        time.sleep(0.6)
+        second = channel.send(build_mail(**MAIL))
+    assert (first.outcome, second.outcome) == ("accepted", "accepted")
+    assert sg.connections == 2
+    assert len(sg.accepted) == 2
+
+
+def test_s2_a_connection_idle_too_long_is_not_reused(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(_KeepAliveMixin, "MAX_IDLE_S", 0.1)
+    with SendGridStandin(keep_bodies=False) as sg:
+        channel = channel_for(sg)
+        channel.send(build_mail(**MAIL))
+        time.sleep(0.3)
+        assert channel.send(build_mail(**MAIL)).outcome == "accepted"
+        channel.send(build_mail(**MAIL))  # right after: reused
+    assert sg.connections == 2
+
+
+def test_s2_no_answer_on_a_kept_alive_connection_is_unknown_and_the_next_one_works() -> None:
+    with SendGridStandin(keep_bodies=False) as sg:
+        channel = channel_for(sg)
+        assert channel.send(build_mail(**MAIL)).outcome == "accepted"
+        sg.add_faults("drop")  # accepted, then the connection is closed without an answer
+        assert channel.send(build_mail(**MAIL)).outcome == "unknown"
+        assert channel.send(build_mail(**MAIL)).outcome == "accepted"
+    assert len(sg.accepted) == 3
+    assert sg.connections == 2

@@ -182,17 +182,26 @@ from datetime import datetime
 from cart_recovery.campaigns import load_campaigns
 from cart_recovery.sending import send_messages
 campaigns = [c for c in load_campaigns() if c.name == "bookstore_daily"]
-send_messages(datetime.fromisoformat(sys.argv[1]), "crashing-run", campaigns, concurrency=1)
+t, batch = datetime.fromisoformat(sys.argv[1]), int(sys.argv[2])
+send_messages(t, "crashing-run", campaigns, concurrency=1, claim_batch=batch)
 """
+
+
+def crash_after_first_send(claim_batch: int) -> None:
+    env = {**os.environ, FAULT_EXIT_ENV: "1"}  # test-only hook: os._exit after the first 202
+    res = subprocess.run(
+        [sys.executable, "-c", CRASHING_RUN, T.isoformat(), str(claim_batch)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert res.returncode == 70, res.stderr[-2000:]
 
 
 def test_e6_crash_between_the_api_call_and_the_outbox_update(marts, standin, campaigns) -> None:
     names = recipients(marts, 4)
-    env = {**os.environ, FAULT_EXIT_ENV: "1"}  # test-only hook: os._exit after the first 202
-    res = subprocess.run(
-        [sys.executable, "-c", CRASHING_RUN, T.isoformat()], env=env, capture_output=True, text=True, timeout=120
-    )
-    assert res.returncode == 70, res.stderr[-2000:]
+    crash_after_first_send(claim_batch=1)  # one claim per message: only the message in flight is left
     assert len(standin.accepted) == 1  # sent, but the outbox never heard
     assert statuses(marts) == {"pending": 4}
     assert marts.execute("select count(*) from ops.messages where claimed_at is not null").fetchone()[0] == 1
@@ -205,6 +214,58 @@ def test_e6_crash_between_the_api_call_and_the_outbox_update(marts, standin, cam
     assert accepted_once_each(standin, names)
     send_messages(T, "run-3", campaigns, stale_after=timedelta(0), **FAST)
     assert accepted_once_each(standin, names)
+
+
+def test_e6_crash_mid_batch_leaves_the_batch_unknown_and_sends_nothing_twice(marts, standin, campaigns) -> None:
+    recipients(marts, 6)
+    crash_after_first_send(claim_batch=4)  # the batch of 4 is claimed, its first message sent, then the crash
+    assert len(standin.accepted) == 1
+    assert marts.execute("select count(*) from ops.messages where claimed_at is not null").fetchone()[0] == 4
+
+    # the whole claimed batch becomes unknown (one sent, three never tried: none may be sent blindly);
+    # the two rows outside the batch are sent
+    result = send_messages(T, "run-2", campaigns, concurrency=2, stale_after=timedelta(0), **FAST)
+    assert result["stale_claims_resolved"] == 4
+    assert result["this_run"] == {"sent": 2}
+    assert statuses(marts) == {"sent": 2, "unknown": 4}
+    send_messages(T, "run-3", campaigns, stale_after=timedelta(0), **FAST)
+    got = Counter(a.to[0] for a in standin.accepted)
+    assert len(got) == 3  # three addresses reached…
+    assert set(got.values()) == {1}  # …each exactly once
+    unknown = {c for (c,) in marts.execute("select customer_id from ops.messages where status = 'unknown'")}
+    sent_first = standin.accepted[0].to[0].split("@")[0]
+    assert sent_first in unknown  # the one the crash hid is unknown, not sent a second time
+
+
+def test_e6_an_error_mid_batch_unclaims_the_untried_rows(marts, standin, campaigns, monkeypatch) -> None:
+    from cart_recovery.channels.email import EmailChannel
+
+    recipients(marts, 4)
+    real_send = EmailChannel.send
+    calls = []
+
+    def send_then_fail(self, body):  # a bug in the sender on its second message, before any request
+        calls.append(body)
+        if len(calls) == 2:
+            raise RuntimeError("boom")
+        return real_send(self, body)
+
+    monkeypatch.setattr(EmailChannel, "send", send_then_fail)
+    with pytest.raises(SendIncomplete):
+        send_messages(T, "run-1", campaigns, concurrency=1, claim_batch=4, **FAST)
+    rows = marts.execute(
+        "select status, claimed_at is not null, attempts from ops.messages order by status, claimed_at nulls last"
+    ).fetchall()
+    # the sent one is recorded; the one that raised keeps its claim (unknown later: it may have left);
+    # the two never tried are pending and unclaimed again, their attempt not counted
+    assert rows == [("pending", True, 1), ("pending", False, 0), ("pending", False, 0), ("sent", True, 1)]
+    monkeypatch.setattr(EmailChannel, "send", real_send)
+    result = send_messages(T, "run-2", campaigns, concurrency=1, stale_after=timedelta(0), **FAST)
+    assert result["stale_claims_resolved"] == 1
+    assert result["this_run"] == {"sent": 2}
+    assert statuses(marts) == {"sent": 3, "unknown": 1}
+    assert len(standin.accepted) == 3
+    assert len({a.to[0] for a in standin.accepted}) == 3
 
 
 def test_e6_two_runs_at_once_send_each_message_once(marts, standin, campaigns) -> None:

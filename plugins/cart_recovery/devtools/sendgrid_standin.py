@@ -39,6 +39,7 @@ from typing import Any
 log = logging.getLogger(__name__)
 
 Fault = int | str
+IDLE_TIMEOUT_S = 15.0  # keep-alive: a connection idle this long is closed by the server
 
 
 @dataclass
@@ -114,6 +115,7 @@ class SendGridStandin:
         slow_ms: float = 3000,
         keep_bodies: bool = True,
         retry_after_s: int = 1,
+        idle_timeout_s: float = IDLE_TIMEOUT_S,
     ) -> None:
         self.outbox_dir = Path(outbox_dir) if outbox_dir else None
         if self.outbox_dir:
@@ -127,6 +129,8 @@ class SendGridStandin:
         self.retry_after_s = retry_after_s
         self.accepted: list[Accepted] = []
         self.requests = 0
+        self.connections = 0  # TCP connections accepted (keep-alive: far fewer than requests)
+        self.idle_timeout_s = idle_timeout_s
         self.answers: list[int | str] = []
         self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
@@ -205,7 +209,13 @@ class SendGridStandin:
         outer = self
 
         class Handler(BaseHTTPRequestHandler):
-            protocol_version = "HTTP/1.1"
+            protocol_version = "HTTP/1.1"  # persistent connections, as SendGrid's API keeps them
+            timeout = outer.idle_timeout_s  # an idle connection is closed, as a real server does
+
+            def setup(self) -> None:
+                super().setup()
+                with outer.lock:
+                    outer.connections += 1
 
             def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 — the base class's name
                 log.debug("standin: " + format, *args)
@@ -217,10 +227,8 @@ class SendGridStandin:
                     self.send_header(k.replace("_", "-"), v)
                 self.send_header("Content-Type", "application/json")
                 self.send_header("Content-Length", str(len(data)))
-                self.send_header("Connection", "close")
                 self.end_headers()
                 self.wfile.write(data)
-                self.close_connection = True
 
             def do_POST(self) -> None:  # noqa: N802 — http.server's naming
                 length = int(self.headers.get("Content-Length") or 0)

@@ -67,6 +67,20 @@ def _fmt(template: str, **values: Any) -> str:
     return str(template).format(**values)
 
 
+class _Environment(jinja2.Environment):
+    """Jinja2 with two shortcuts for our contexts, which are plain dicts (measured: a fifth of a render):
+    `x.name` on a dict looks the key up first (Jinja tries the attribute first, and for a dict that raises
+    AttributeError before it falls back to the key); our templates never call dict methods."""
+
+    def getattr(self, obj: Any, attribute: str) -> Any:
+        if type(obj) is dict:
+            try:
+                return obj[attribute]
+            except KeyError:
+                pass
+        return super().getattr(obj, attribute)
+
+
 class _InliningLoader(jinja2.FileSystemLoader):
     """A FileSystemLoader whose `.html.j2` sources come back with the stylesheet inlined (once, at load)."""
 
@@ -179,8 +193,11 @@ class EmailRenderer:
         self.templates_dir = Path(templates_dir)
         css_path = self.templates_dir / "email" / "_styles.css"
         css = css_path.read_text(encoding="utf-8") if inline_css and css_path.exists() else ""
-        self.env = jinja2.Environment(
+        self.env = _Environment(
             loader=_InliningLoader(self.templates_dir, css),
+            # a plain dict, not an LRU cache with a lock: `{% extends %}` looks the base up at every render,
+            # and the templates are a handful, loaded once
+            cache_size=-1,
             autoescape=jinja2.select_autoescape(
                 enabled_extensions=("html", "htm", "xml", "html.j2"), default_for_string=True, default=False
             ),
