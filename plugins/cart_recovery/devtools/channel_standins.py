@@ -181,6 +181,7 @@ class ChannelStandins:
         self.retry_after_s = retry_after_s
         self.twilio_auth_token = twilio_auth_token
         self.strict_auth = strict_auth
+        self.lock = threading.Lock()
         self.state = {p: _ProviderState() for p in PROVIDERS}
         for provider, seq in (faults or {}).items():
             self.add_faults(provider, *(parse_faults(seq) if isinstance(seq, str) else seq))
@@ -193,7 +194,6 @@ class ChannelStandins:
         self.issued_tokens: set[str] = set()
         self._web_keys: dict[str, _WebKeys] = {}
         self._signers: dict[str, Any] = {}  # private_key_id -> RSA public key
-        self.lock = threading.Lock()
         self._thread: threading.Thread | None = None
         self.server = _Server((host, port), self._handler())
 
