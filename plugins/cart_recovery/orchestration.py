@@ -7,6 +7,7 @@ decide. Heavy imports (cosmos, dbt, psycopg, sendgrid) happen inside functions, 
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable, Sequence
 from datetime import datetime
 from typing import Any
 
@@ -65,10 +66,27 @@ def set_dbt_vars(context: Any, operator: Any) -> None:
     operator.vars = dbt_vars(context)
 
 
-def dbt_task_group(group_id: str = "build_models") -> Any:
-    """The dbt project as an Airflow task group, one task per model with its tests (cosmos, manifest mode)."""
+# The attribution models (A2–A4) are built by cart_recovery_attribution only: the decision path leaves them out.
+ATTRIBUTION_TAG = "tag:attribution"
+
+
+def dbt_task_group(
+    group_id: str = "build_models",
+    select: Sequence[str] = (),
+    exclude: Sequence[str] = (ATTRIBUTION_TAG,),
+    interceptor: Callable[[Any, Any], None] | None = None,
+    partial: bool = False,
+) -> Any:
+    """The dbt project as an Airflow task group, one task per model with its tests (cosmos, manifest mode).
+
+    `select` / `exclude`: dbt selectors of the nodes to render (default: every node but the attribution
+    models); `interceptor`: sets the run's vars on each task (default `set_dbt_vars`).
+    `partial`: the group builds a part of the project that the other DAGs do not keep up to date for it;
+    a test over several models then runs only inside a model's build with all its models selected (dbt's
+    cautious indirect selection, no task of its own), because cosmos renders a test over several models
+    in every group that builds one of them, and another DAG's test must not run on models not built."""
     from cosmos import DbtTaskGroup, ExecutionConfig, ProfileConfig, ProjectConfig, RenderConfig
-    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior
+    from cosmos.constants import ExecutionMode, InvocationMode, LoadMode, TestBehavior, TestIndirectSelection
     from cosmos.profiles import PostgresUserPasswordProfileMapping
 
     from cart_recovery import DBT_PROJECT_DIR
@@ -94,10 +112,16 @@ def dbt_task_group(group_id: str = "build_models") -> Any:
             load_method=LoadMode.DBT_MANIFEST,
             test_behavior=TestBehavior.BUILD,
             # a test over two models (relationships) runs as its own task once both are built
-            should_detach_multiple_parents_tests=True,
+            should_detach_multiple_parents_tests=not partial,
+            select=list(select),
+            exclude=list(exclude),
         ),
-        execution_config=ExecutionConfig(execution_mode=ExecutionMode.LOCAL, invocation_mode=InvocationMode.DBT_RUNNER),
-        operator_args={"interceptors": [set_dbt_vars]},
+        execution_config=ExecutionConfig(
+            execution_mode=ExecutionMode.LOCAL,
+            invocation_mode=InvocationMode.DBT_RUNNER,
+            test_indirect_selection=TestIndirectSelection.CAUTIOUS if partial else TestIndirectSelection.EAGER,
+        ),
+        operator_args={"interceptors": [interceptor or set_dbt_vars]},
     )
 
 

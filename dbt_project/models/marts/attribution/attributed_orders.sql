@@ -64,7 +64,8 @@ candidates as (
         messages.decided_at,
         messages.coupon_code,
         messages.coupon_tier,
-        messages.locale
+        messages.locale,
+        messages.attribution_window_hours
     from orders
     inner join messages
         on
@@ -93,6 +94,7 @@ final as (
         cart_version,
         coalesce(order_cart_id = cart_id, false) as is_same_cart,
         decided_at as message_decided_at,
+        attribution_window_hours,
         coupon_code,
         coupon_tier,
         store_id,
