@@ -13,9 +13,9 @@ has closed — on data up to T = the run's data-interval end:
    intervals);
 3. `summarize_attribution` — yesterday's figures per campaign and the lift, no personal data.
 
-Replayable for any past date (O2): the same T gives the same rows. The incremental marts rewrite the
-period a run owns (orders of the last `attribution_lookback_days`, their report days) and leave later
-rows alone.
+Replayable for any past date (O2): the same T gives the same rows. The incremental marts rewrite what a
+run owns (the orders placed in its last `attribution_lookback_days`, the report days up to T's) and
+leave the later runs' rows alone.
 """
 
 from __future__ import annotations
