@@ -3,6 +3,7 @@
     cart-recovery preview --customer-id alice --date 2026-11-20 [--campaign bookstore_daily] [--out a.html]
     cart-recovery send --date 2026-11-20 [--dry-run] [--campaign bookstore_daily]
     cart-recovery sendgrid-standin --port 8025 --outbox var/outbox [--latency-ms 50] [--fault-sequence 500,429]
+    cart-recovery report --out var/report/index.html [--day 2026-11-20] [--days 30] [--campaign bookstore_daily]
 
 `--date` is a day (T = that day's 09:00 America/Toronto, the daily run's data-interval end) or a full ISO
 8601 timestamp with offset. Connections come from the environment as in the DAGs (contract §1).
@@ -18,7 +19,7 @@ import argparse
 import logging
 import sys
 from collections.abc import Callable
-from datetime import UTC, datetime, time
+from datetime import UTC, date, datetime, time
 from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -185,9 +186,50 @@ def cmd_sendgrid_standin(args: argparse.Namespace) -> int:
     return serve(args)
 
 
+# --------------------------------------------------------------------------- report (A5)
+
+
+def parse_day(value: str) -> date:
+    try:
+        return date.fromisoformat(value)
+    except ValueError as exc:
+        raise argparse.ArgumentTypeError(f"{value!r}: expected YYYY-MM-DD") from exc
+
+
+def register_report(sub: Subparsers) -> None:
+    p = sub.add_parser("report", help="write the dashboard as a static HTML report with charts (A5)")
+    p.add_argument("--out", type=Path, default=PROJECT_DIR / "var" / "report" / "index.html")
+    p.add_argument("--day", type=parse_day, help="the period's last report day (default: the latest in the marts)")
+    p.add_argument("--days", type=int, help="report days in the period (default: 30)")
+    p.add_argument("--campaign", help="one campaign (default: all)")
+    p.add_argument("--conn-id", default="cart_recovery_db")
+    p.set_defaults(func=cmd_report)
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    import psycopg
+
+    from cart_recovery.db import conninfo
+    from cart_recovery.reporting.dashboard import write_report
+
+    out: Path = args.out
+    with psycopg.connect(conninfo(args.conn_id)) as conn:
+        d = write_report(conn, out, day=args.day, days=args.days, campaign=args.campaign)
+    if not d.has_any_data:
+        print(f"{out} (no data yet: run cart_recovery_attribution first)")
+    else:
+        print(f"{out} (report days {d.start} to {d.day}, {d.campaign or 'all campaigns'})")
+    return 0
+
+
 # --------------------------------------------------------------------------- entry point
 
-COMMANDS: list[Callable[[Subparsers], None]] = [register_preview, register_send, register_sendgrid_standin]
+COMMANDS: list[Callable[[Subparsers], None]] = [
+    register_preview,
+    register_send,
+    register_sendgrid_standin,
+    register_report,
+]
 
 
 def build_parser() -> argparse.ArgumentParser:

@@ -7,7 +7,7 @@ and a data table beside it), so a reader without the picture — or a test — s
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 from markupsafe import Markup, escape
@@ -25,6 +25,11 @@ def _fmt(value: float) -> str:
     return f"{value:,.0f}" if abs(value) >= 100 else f"{value:,.2f}".rstrip("0").rstrip(".")
 
 
+def _clip(label: str, size: int = 24) -> str:
+    """Axis labels stay inside the left margin; the tables beside the charts carry the full text."""
+    return label if len(label) <= size else label[: size - 1] + "…"
+
+
 def _nice_max(value: float) -> float:
     """The axis top: the next 1, 2 or 5 × 10^k at or above the largest value (at least 1)."""
     if value <= 0:
@@ -40,7 +45,7 @@ def line_chart(
     labels: Sequence[str], series: Sequence[Series], *, title: str, width: int = 640, height: int = 240
 ) -> Markup:
     """Lines over labelled points (days); one polyline per series, a legend, a y axis with 0 and the top."""
-    pad_l, pad_r, pad_t, pad_b = 56, 12, 28, 40
+    pad_l, pad_r, pad_t, pad_b = 56, 24, 28, 40
     plot_w, plot_h = width - pad_l - pad_r, height - pad_t - pad_b
     top = _nice_max(max((v for s in series for v in s.values), default=0.0))
     n = max(len(labels), 1)
@@ -82,9 +87,16 @@ def line_chart(
 
 
 def bar_chart(
-    labels: Sequence[str], values: Sequence[float], *, title: str, width: int = 640, bar_h: int = 22
+    labels: Sequence[str],
+    values: Sequence[float],
+    *,
+    title: str,
+    width: int = 640,
+    bar_h: int = 22,
+    fmt: Callable[[float], str] | None = None,
 ) -> Markup:
-    """Horizontal bars, one per label, each with its value written at its end."""
+    """Horizontal bars, one per label, each with its value written at its end (`fmt`: how, e.g. a percent)."""
+    fmt = fmt or _fmt
     pad_l, pad_r, pad_t = 150, 70, 28
     height = pad_t + bar_h * max(len(labels), 1) + 8
     top = _nice_max(max(values, default=0.0))
@@ -98,13 +110,14 @@ def bar_chart(
         y = pad_t + i * bar_h
         w = plot_w * (value / top) if top else 0
         parts.append(
-            f'<text x="{pad_l - 6}" y="{y + bar_h * 0.65:.1f}" class="tick" text-anchor="end">{escape(label)}</text>'
+            f'<text x="{pad_l - 6}" y="{y + bar_h * 0.65:.1f}" class="tick" text-anchor="end">'
+            f"{escape(_clip(label))}</text>"
         )
         parts.append(
             f'<rect x="{pad_l}" y="{y + 3}" width="{max(w, 0):.1f}" height="{bar_h - 6}" fill="{PALETTE[0]}"/>'
         )
         parts.append(
-            f'<text x="{pad_l + max(w, 0) + 4:.1f}" y="{y + bar_h * 0.65:.1f}" class="tick">{_fmt(value)}</text>'
+            f'<text x="{pad_l + max(w, 0) + 4:.1f}" y="{y + bar_h * 0.65:.1f}" class="tick">{escape(fmt(value))}</text>'
         )
     parts.append("</svg>")
     return Markup("".join(parts))
@@ -119,14 +132,14 @@ def interval_chart(
     title: str,
     unit: str = " pts",
     width: int = 640,
-    row_h: int = 30,
+    row_h: int = 36,
 ) -> Markup:
     """Point estimates with their confidence intervals around a zero line (A4 lift); rows without an
     estimate say "not enough data" instead of drawing a point."""
-    pad_l, pad_r, pad_t = 150, 20, 30
+    pad_l, pad_r, pad_t = 190, 20, 30
     height = pad_t + row_h * max(len(labels), 1) + 10
     known = [v for v in (*lows, *highs, *estimates) if v is not None]
-    span = max((abs(v) for v in known), default=1.0) or 1.0
+    span = 1.1 * (max((abs(v) for v in known), default=1.0) or 1.0)  # a margin beyond the widest interval
     plot_w = width - pad_l - pad_r
 
     def x(v: float) -> float:
@@ -140,7 +153,9 @@ def interval_chart(
     ]
     for i, label in enumerate(labels):
         y = pad_t + i * row_h + row_h / 2
-        parts.append(f'<text x="{pad_l - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(label)}</text>')
+        parts.append(
+            f'<text x="{pad_l - 6}" y="{y + 4:.1f}" class="tick" text-anchor="end">{escape(_clip(label, 30))}</text>'
+        )
         est, lo, hi = estimates[i], lows[i], highs[i]
         if est is None or lo is None or hi is None:
             parts.append(f'<text x="{x(0) + 6:.1f}" y="{y + 4:.1f}" class="tick muted">not enough data</text>')
@@ -150,8 +165,9 @@ def interval_chart(
             f'stroke="{PALETTE[1]}" stroke-width="3"/>'
         )
         parts.append(f'<circle cx="{x(est):.1f}" cy="{y:.1f}" r="5" fill="{PALETTE[0]}"/>')
+        text_x = min(max(x(est), pad_l + 90), width - pad_r - 90)  # centred above the point, inside the box
         parts.append(
-            f'<text x="{x(hi) + 6:.1f}" y="{y - 6:.1f}" class="tick">'
+            f'<text x="{text_x:.1f}" y="{y - 7:.1f}" class="tick" text-anchor="middle">'
             f"{_fmt(est)}{escape(unit)} [{_fmt(lo)}, {_fmt(hi)}]</text>"
         )
     parts.append("</svg>")
