@@ -210,6 +210,7 @@ class SendGridStandin:
 
         class Handler(BaseHTTPRequestHandler):
             protocol_version = "HTTP/1.1"  # persistent connections, as SendGrid's API keeps them
+            disable_nagle_algorithm = True  # an answer in two writes must not wait for the client's delayed ACK
             timeout = outer.idle_timeout_s  # an idle connection is closed, as a real server does
 
             def setup(self) -> None:
