@@ -227,6 +227,21 @@ def test_counts_scale_linearly(tmp_path, shop):
     assert counts["stores"] == double["stores"] == 6  # six member stores up to scale 1
 
 
+def test_abandon_share_leaves_more_carts_unbought_and_keeps_the_default_bytes(tmp_path, shop):
+    landing, counts = shop
+    same = generate(tmp_path / "default", scale=SCALE, seed=42, end=END, days=3, abandon_share=None)
+    assert same == counts  # None is the default shop, byte for byte
+    assert (tmp_path / "default" / "orders_20261120.jsonl").read_bytes() == (
+        landing / "orders_20261120.jsonl"
+    ).read_bytes()
+    left = generate(tmp_path / "left", scale=SCALE, seed=42, end=END, days=3, abandon_share=0.9)
+    assert left["cart_events"] > 0
+    # most orders convert a cart: with 90 % of carts left instead of ~60 %, far fewer orders
+    assert left["orders"] < 0.6 * counts["orders"]
+    with pytest.raises(ValueError, match="abandon_share"):
+        generate(tmp_path / "bad", scale=SCALE, seed=42, end=END, abandon_share=1.5)
+
+
 def test_two_drops_a_day_split_events_by_time_and_keep_the_same_rows(tmp_path, rows):
     landing = tmp_path / "landing"
     counts = generate(landing, scale=SCALE, seed=42, end=END, days=3, drops_per_day=2)

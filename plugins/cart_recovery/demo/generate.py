@@ -364,18 +364,24 @@ def generate(
     bad_rows: bool = False,
     drops_per_day: int = 1,
     tag: str | None = None,
+    abandon_share: float | None = None,
 ) -> dict[str, int]:
     """Write the demo cooperative into `landing` as `<kind>_<tag>.csv|jsonl`; return rows written per kind.
 
     `tag` defaults to the end date (`cart_events_20261120.jsonl`). With `drops_per_day` ≥ 2, cart events and
     orders are split into one file per drop (`cart_events_20261119T1200.jsonl`, …), like the real exporter.
-    `bad_rows` appends a handful of contract-breaking rows to each file for the quarantine demo (O4)."""
+    `bad_rows` appends a handful of contract-breaking rows to each file for the quarantine demo (O4).
+    `abandon_share` (default: about 0.6) is the share of customers' carts neither bought nor deleted (at most
+    0.94: 6 % are always deleted; guests rarely buy either way); bench_day.py raises it to size a 100k-message
+    day with a smaller shop."""
     end = end or DEFAULT_END
     if end.tzinfo is None:
         raise ValueError("end needs an offset")
     end = end.astimezone(UTC)
     if days < 1:
         raise ValueError("days must be at least 1")
+    if abandon_share is not None and not 0.0 <= abandon_share <= 1.0:
+        raise ValueError("abandon_share is a share of carts: between 0 and 1")
     landing = Path(landing)
     landing.mkdir(parents=True, exist_ok=True)
     tag = tag or f"{end.astimezone(SHOP_TZ):%Y%m%d}"
@@ -577,7 +583,10 @@ def generate(
 
         # ---------------------------------------------------------------- carts and orders
         drops = _Drops(landing, stack, start, end, drops_per_day, tag)
-        n_events, n_orders = _carts_and_orders(rng, drops, size, start, end, days, skus, prices, store_ids, home_store)
+        buy_below = 0.42 if abandon_share is None else max(0.06, 1.0 - abandon_share)  # 6 % deleted first
+        n_events, n_orders = _carts_and_orders(
+            rng, drops, size, start, end, days, skus, prices, store_ids, home_store, buy_below
+        )
         counts["cart_events"] = n_events
         counts["orders"] = n_orders
     if bad_rows:  # appended once every file is closed, so no buffered writer interleaves with them
@@ -607,6 +616,7 @@ def _carts_and_orders(
     prices: list[str],
     store_ids: list[str],
     home_store: array,
+    buy_below: float = 0.42,
 ) -> tuple[int, int]:
     n_customers, n_products = len(home_store), len(skus)
     hot = max(1, n_customers // 20)  # regulars: a few customers leave several carts (D5)
@@ -691,7 +701,7 @@ def _carts_and_orders(
                         "items": [],
                     },
                 )
-        elif fate < 0.42 and (customer_id or rng.random() < 0.1):  # bought (D3), guests included
+        elif fate < buy_below and (customer_id or rng.random() < 0.1):  # bought (D3), guests included
             placed = t + timedelta(minutes=rng.uniform(5, 1200))
             if placed < end:
                 bought = items if rng.random() < 0.85 else items[: max(1, len(items) // 2)]  # partial purchase
@@ -905,6 +915,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--drops-per-day", type=int, default=1, help="2: morning and evening event files")
     ap.add_argument("--tag", default=None, help="file name tag (default: the end date, YYYYMMDD)")
     ap.add_argument("--bad-rows", action="store_true", help="append malformed rows to every file (O4 demo)")
+    ap.add_argument("--abandon-share", type=float, default=None, help="share of carts left (default: about 0.6)")
     ap.add_argument("--bench-events", type=int, default=0, help="instead: write N benchmark cart events")
     args = ap.parse_args(argv)
     if args.bench_events:
@@ -915,5 +926,15 @@ def main(argv: list[str] | None = None) -> None:
     end = datetime.fromisoformat(args.end.replace("Z", "+00:00"))
     if end.tzinfo is None:
         ap.error("--end needs an offset, e.g. 2026-11-20T14:00:00Z")
-    counts = generate(args.landing, args.scale, args.seed, end, args.days, args.bad_rows, args.drops_per_day, args.tag)
+    counts = generate(
+        args.landing,
+        args.scale,
+        args.seed,
+        end,
+        args.days,
+        args.bad_rows,
+        args.drops_per_day,
+        args.tag,
+        args.abandon_share,
+    )
     print(", ".join(f"{k}: {v:,}" for k, v in counts.items()))
