@@ -21,8 +21,9 @@ lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/sqlfluff lint dbt_project
 
+# every benchmark at the issues' sizes (~25 min); `make bench BENCH_ARGS=--quick` for a smoke run
 bench: setup
-	.venv/bin/python bench/run_all.py
+	.venv/bin/python bench/run_all.py $(BENCH_ARGS)
 
 clean:
 	rm -rf .airflow var dbt_project/target dbt_project/logs
