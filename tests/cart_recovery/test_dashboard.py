@@ -397,3 +397,43 @@ def test_a5_route_without_a_user_is_refused(db, monkeypatch: pytest.MonkeyPatch,
         assert 'data-figure="sent"' not in response.text
         bad = api.get("/cart-recovery/dashboard", headers={"Authorization": "Bearer not-a-jwt"})
         assert bad.status_code == 403
+
+
+@pytest.mark.slow
+def test_a5_route_with_an_airflow_jwt(world: World, monkeypatch: pytest.MonkeyPatch, airflow_metadata) -> None:
+    """A real JWT from Airflow's auth manager (the simple one, as configured here): as a Bearer header or as
+    the `_token` cookie the UI sets at login (the frame's request carries it); a user without any role is
+    refused (no read access to cart_recovery_attribution)."""
+    from airflow.api_fastapi.app import create_app as create_airflow_app
+    from airflow.api_fastapi.app import get_auth_manager
+    from airflow.api_fastapi.auth.managers.simple.user import SimpleAuthManagerUser
+
+    monkeypatch.delenv("CR_DASHBOARD_PUBLIC", raising=False)
+    monkeypatch.setenv("AIRFLOW_CONN_CART_RECOVERY_DB", world.url)
+    with TestClient(create_airflow_app(apps="core")) as api:
+        manager = get_auth_manager()
+        viewer = manager.generate_jwt(SimpleAuthManagerUser(username="ana", role="viewer"))
+        nobody = manager.generate_jwt(SimpleAuthManagerUser(username="zed", role=None))
+
+        by_header = api.get("/cart-recovery/dashboard", headers={"Authorization": f"Bearer {viewer}"})
+        assert by_header.status_code == 200
+        assert figures(by_header.text, "revenue", "day") == "495.00"
+        api.cookies.set("_token", viewer)
+        by_cookie = api.get("/cart-recovery/dashboard", params={"campaign": "multi_touch", "day": "2026-11-18"})
+        api.cookies.clear()
+        assert by_cookie.status_code == 200
+        assert figures(by_cookie.text, "revenue", "day") == "40.00"
+        refused = api.get("/cart-recovery/dashboard", headers={"Authorization": f"Bearer {nobody}"})
+        assert refused.status_code == 403
+        assert "read access to the DAG cart_recovery_attribution" in refused.text
+
+
+def test_a5_airflow_ui_lists_the_dashboard(airflow_metadata) -> None:
+    """The plugin's external view: a "Cart recovery" nav entry framing /cart-recovery/dashboard."""
+    from airflow import plugins_manager
+
+    info = {p["name"]: p for p in plugins_manager.get_plugin_info()}
+    views = info["cart_recovery"]["external_views"]
+    assert [(v["name"], v["href"], v["destination"], v["url_route"]) for v in views] == [
+        ("Cart recovery", "/cart-recovery/dashboard", "nav", "cart-recovery")
+    ]
