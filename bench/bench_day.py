@@ -14,7 +14,8 @@ than several. Figures merged into bench/results/latest.json: `day_100k_s` (the D
 `day_100k_messages` (messages sent), `day_100k_phases_s`, the load average next to them.
 
     .venv/bin/python bench/bench_day.py                 # ~100k messages
-    .venv/bin/python bench/bench_day.py --scale 2       # a quick look (~1k messages), results not recorded
+    .venv/bin/python bench/bench_day.py --scale 2       # a quick look (~2.8k messages), results not recorded
+    .venv/bin/python bench/bench_day.py --compare       # then ingest + one dbt build outside Airflow
 """
 
 from __future__ import annotations
@@ -104,6 +105,59 @@ def dbt_detail(spans: list[tuple[str, datetime, datetime]]) -> dict[str, Any]:
     }
 
 
+def outside_airflow(admin: str, landing: Path) -> dict[str, Any]:
+    """The same day's ingest and dbt build outside Airflow, in a fresh database: `load_landing` in this
+    process, then one `dbt build` invocation of the nodes the DAG renders (every node but the attribution
+    models), with the same vars. What the DAG's ingest and dbt phases would cost without Airflow's task
+    start-up and cosmos's one task (one dbt start-up, one parse) per model and test."""
+
+    from cart_recovery.campaigns import load_campaigns, to_dbt_vars
+    from cart_recovery.dbt import run_dbt
+    from cart_recovery.ingest import load_landing
+
+    name = f"cr_bench_day_cmp_{uuid.uuid4().hex[:6]}"
+    url = create_database(admin, name)
+    saved = os.environ.get("AIRFLOW_CONN_CART_RECOVERY_DB")
+    os.environ["AIRFLOW_CONN_CART_RECOVERY_DB"] = url
+    target = Path(tempfile.mkdtemp(prefix="cr_bench_day_dbt_"))
+    try:
+        t0 = time.perf_counter()
+        with psycopg.connect(url) as conn:
+            report = load_landing(landing, conn)
+        ingest_s = time.perf_counter() - t0
+        campaigns = to_dbt_vars([c for c in load_campaigns() if c.enabled and c.cadence == "daily"])
+        t0 = time.perf_counter()
+        run_dbt(
+            ["build", "--quiet", "--exclude", "tag:attribution"],
+            vars={"evaluation_time": datetime.fromisoformat(T).isoformat(), "campaigns": campaigns},
+            target_path=target,
+        )
+        dbt_s = time.perf_counter() - t0
+        results = json.loads((target / "run_results.json").read_text())["results"]
+        with psycopg.connect(url) as conn:
+            eligible = conn.execute("select count(*) from marts.eligible_recipients").fetchone()[0]
+        return {
+            "ingest_s": round(ingest_s, 1),
+            "ingest_rows": report.rows_loaded,
+            "dbt_build_s": round(dbt_s, 1),
+            "dbt_nodes": len(results),
+            "dbt_nodes_execution_s_sum": round(sum(r["execution_time"] for r in results), 1),
+            "dbt_slowest": {
+                r["unique_id"].split(".")[-1]: round(r["execution_time"], 1)
+                for r in sorted(results, key=lambda r: -r["execution_time"])[:6]
+            },
+            "eligible_recipients": eligible,
+            "load_avg_after": load(),
+        }
+    finally:
+        if saved is None:
+            os.environ.pop("AIRFLOW_CONN_CART_RECOVERY_DB", None)
+        else:
+            os.environ["AIRFLOW_CONN_CART_RECOVERY_DB"] = saved
+        drop_database(admin, name)
+        shutil.rmtree(target, ignore_errors=True)
+
+
 def main() -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--target", type=int, default=100_000, help="emails the day should send (sets the scale)")
@@ -112,6 +166,11 @@ def main() -> int:
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--keep", action="store_true", help="keep the database and the landing folder")
     ap.add_argument("--no-record", action="store_true", help="print the figures, leave latest.json alone")
+    ap.add_argument(
+        "--compare",
+        action="store_true",
+        help="then the same ingest and one dbt build outside Airflow, in a fresh database (minutes more)",
+    )
     args = ap.parse_args()
     scale = args.scale or args.target / ELIGIBLE_PER_SCALE
     from cart_recovery.demo.generate import generate
@@ -196,6 +255,16 @@ def main() -> int:
             "day_100k_cart_events_loaded": cart_events,
             "day_100k_load_avg_before_after": f"{before} / {after}",
         }
+        if args.compare:
+            print("the same ingest and one dbt build outside Airflow, in a fresh database", flush=True)
+            cmp = outside_airflow(admin, landing)
+            print(
+                f"  ingest {cmp['ingest_s']} s ({cmp['ingest_rows']:,} rows; in the DAG {by_phase.get('ingest')} s), "
+                f"one dbt build {cmp['dbt_build_s']} s for {cmp['dbt_nodes']} nodes (their own time "
+                f"{cmp['dbt_nodes_execution_s_sum']} s; in the DAG {by_phase.get('dbt')} s); slowest: "
+                + ", ".join(f"{k} {v}" for k, v in cmp["dbt_slowest"].items())
+            )
+            figures["day_100k_outside_airflow"] = cmp
         if args.scale is None and not args.no_record:  # only a run sized by --target is "the 100k day"
             record(figures, drop=STALE_KEYS)
         print(json.dumps(figures, indent=2))
