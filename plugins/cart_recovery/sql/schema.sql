@@ -228,3 +228,51 @@ create table if not exists raw.webhook_receipts (
     events_stored integer not null,
     events_quarantined integer not null
 );
+
+-- ---------------------------------------------------------------- follow-ups, SMS and push (issue 6, H8)
+-- F4 quiet hours: an SMS decided in 21:00–08:00 recipient-local waits until send_after (the next 08:00);
+-- the send loop only sends rows whose send_after is null or <= the run's T.
+-- Added only where missing: an `alter table` would queue behind a running reader even as a no-op.
+do $$
+begin
+    if not exists (
+        select 1 from information_schema.columns
+        where table_schema = 'ops' and table_name = 'messages' and column_name = 'send_after'
+    ) then
+        alter table ops.messages add column send_after timestamptz;
+    end if;
+end
+$$;
+
+-- The decision row of a deferred message (F4): the marts of the run that decided it are rebuilt before it
+-- is sent, so what the render needs is kept here until it is sent. Personal data (phone, first name):
+-- deleted once the message is no longer pending.
+create table if not exists ops.deferred_sends (
+    message_id uuid primary key,
+    decision jsonb not null
+);
+
+-- E2: push subscriptions the push service reported dead (web push 404/410, FCM UNREGISTERED); dbt treats a
+-- subscription as inactive from revoked_at (the T of the run that learnt it) on.
+create table if not exists ops.push_revocations (
+    endpoint text primary key,
+    customer_id text,
+    revoked_at timestamptz not null,
+    reason text not null
+);
+
+-- F2: the exit re-check at claim time looks carts and customers up in raw (a batch's carts, not a scan).
+-- Created only where missing (to_regclass), so a task start never queues behind a running reader.
+do $$
+begin
+    if to_regclass('raw.cart_events_cart_id_idx') is null then
+        create index cart_events_cart_id_idx on raw.cart_events (cart_id, occurred_at);
+    end if;
+    if to_regclass('raw.orders_cart_id_idx') is null then
+        create index orders_cart_id_idx on raw.orders (cart_id);
+    end if;
+    if to_regclass('raw.orders_customer_id_idx') is null then
+        create index orders_customer_id_idx on raw.orders (customer_id, placed_at);
+    end if;
+end
+$$;
