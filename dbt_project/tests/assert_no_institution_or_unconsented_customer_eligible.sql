@@ -1,5 +1,6 @@
 -- E1, E3: no institution, and no customer without a consent in force on the chosen channel at T, is ever
--- eligible. Re-derived from the staging records (not from the decision's own intermediate models).
+-- eligible. Re-derived from the staging records (not from the decision's own intermediate models), for the
+-- eligible customers only (read by key: the test costs what the run decides, not the customer history).
 -- Fails with one row per offending recipient.
 with eligible as (
     select * from {{ ref('eligible_recipients_decided') }}
@@ -14,7 +15,9 @@ customers as (
         customer_id,
         customer_type
     from {{ ref('stg_shop__customers') }}
-    where updated_at <= {{ evaluation_time() }}
+    where
+        updated_at <= {{ evaluation_time() }}
+        and customer_id in (select eligible.customer_id from eligible)
     order by customer_id asc, updated_at desc
 ),
 
@@ -26,7 +29,9 @@ consents as (
         basis,
         recorded_at
     from {{ ref('stg_shop__consents') }}
-    where recorded_at <= {{ evaluation_time() }}
+    where
+        recorded_at <= {{ evaluation_time() }}
+        and customer_id in (select eligible.customer_id from eligible)
     order by customer_id asc, channel asc, recorded_at desc
 ),
 

@@ -16,23 +16,19 @@ each world, or the build raises.
 from __future__ import annotations
 
 import hashlib
-import os
 import threading
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from datetime import timedelta
 from decimal import Decimal
-from pathlib import Path
 from typing import Any
 
 import psycopg
 import pytest
 
-from cart_recovery.devtools.local_pg import create_database, drop_database
-from tests.dbt.raw_rows import Rules, T, campaign, days, hours, item, outcome
+from tests.dbt.conftest import EVERYTHING, fresh_warehouse
+from tests.dbt.world import T, World, campaign, d, h, outcome, rows, snapshot
 
-T2 = T + days(1)
+T2 = T + d(1)
 SECOND = timedelta(seconds=1)
 
 MAIN = campaign("main")
@@ -64,13 +60,13 @@ E9_ORDER = [
 D2_OFFSETS = sorted(
     {timedelta(minutes=30 * k) for k in range(-54, 50)}
     | {
-        -hours(25) - SECOND,
-        -hours(25),
-        -hours(25) + SECOND,
-        -hours(1),
-        -hours(1) + SECOND,
-        hours(23),
-        hours(23) + SECOND,
+        -h(25) - SECOND,
+        -h(25),
+        -h(25) + SECOND,
+        -h(1),
+        -h(1) + SECOND,
+        h(23),
+        h(23) + SECOND,
     }
 )
 
@@ -79,183 +75,154 @@ def _d2_cart(offset: timedelta) -> str:
     return f"d2-{int(offset.total_seconds()):+d}s"
 
 
-class Warehouse:
-    def __init__(self, url: str, conn_id: str, target_path: Path) -> None:
-        self.url = url
-        self.conn_id = conn_id
-        self.target_path = target_path
-
-    def build(self, evaluation_time, campaigns) -> None:
-        from cart_recovery.dbt import run_dbt
-
-        run_dbt(
-            ["build", "--quiet"],
-            vars={"evaluation_time": evaluation_time.isoformat(), "campaigns": campaigns},
-            conn_id=self.conn_id,
-            target_path=self.target_path,
-        )
-
-
-@contextmanager
-def _warehouse(admin_url: str, tmp: Path) -> Iterator[Warehouse]:
-    from cart_recovery.db import ensure_schema
-
-    name = f"cr_rules_{uuid.uuid4().hex[:10]}"
-    url = create_database(admin_url, name)
-    conn_id = f"cr_rules_{uuid.uuid4().hex[:8]}"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = url
-    with psycopg.connect(url) as conn:
-        ensure_schema(conn)
-    try:
-        yield Warehouse(url, conn_id, tmp)
-    finally:
-        os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
-        drop_database(admin_url, name)
-
-
 # ---------------------------------------------------------------------------------------------------
 # the rules world
 # ---------------------------------------------------------------------------------------------------
-def _write_rules_world(r: Rules) -> None:
+def _write_rules_world(w: World) -> None:
     # D1: the newer update arrives first and twice, the older one later (late, duplicated, out of order)
-    r.consumer("d1-late")
-    newer = [item("A"), item("B")]
-    r.cart("d1-late", "d1-late", T - hours(3), newer, event_id="d1-late-new", file_name="cart_events_1")
-    r.cart("d1-late", "d1-late", T - hours(3), newer, event_id="d1-late-new", file_name="cart_events_2")
-    r.cart("d1-late", "d1-late", T - hours(5), [item("A")], event_id="d1-late-old", file_name="cart_events_2")
+    w.customer("d1-late")
+    newer = [("A", 1, 20.0), ("B", 1, 20.0)]
+    w.cart("d1-late-new", "d1-late", T - h(3), "d1-late", newer, file_name="cart_events_1")
+    w.cart("d1-late-new", "d1-late", T - h(3), "d1-late", newer, file_name="cart_events_2")
+    w.cart("d1-late-old", "d1-late", T - h(5), "d1-late", [("A", 1, 20.0)], file_name="cart_events_2")
     # D1: two updates at the same instant: the greater event id wins
-    r.consumer("d1-tie")
-    r.cart("d1-tie", "d1-tie", T - hours(4), [item("A"), item("B"), item("C")], event_id="d1-tie-b")
-    r.cart("d1-tie", "d1-tie", T - hours(4), [item("A")], event_id="d1-tie-a")
+    w.customer("d1-tie")
+    w.cart("d1-tie-b", "d1-tie", T - h(4), "d1-tie", [("A", 1, 20.0), ("B", 1, 20.0), ("C", 1, 20.0)])
+    w.cart("d1-tie-a", "d1-tie", T - h(4), "d1-tie", [("A", 1, 20.0)])
     # D1: deletions
-    r.consumer("d1-del")
-    r.cart("d1-del", "d1-del", T - hours(5))
-    r.cart("d1-del", "d1-del", T - hours(4), deleted=True)
-    r.consumer("d1-del-late")
-    r.cart("d1-del-late", "d1-del-late", T - hours(2), deleted=True, file_name="cart_events_1")
-    r.cart("d1-del-late", "d1-del-late", T - hours(5), file_name="cart_events_2")
-    r.consumer("d1-readd")
-    r.cart("d1-readd", "d1-readd", T - hours(6))
-    r.cart("d1-readd", "d1-readd", T - hours(5), deleted=True)
-    r.cart("d1-readd", "d1-readd", T - hours(4), [item("C")], event_id="d1-readd-v3")
-    r.consumer("d1-del-after-t")
-    r.cart("d1-del-after-t", "d1-del-after-t", T - hours(5), event_id="d1-del-after-t-v1")
-    r.cart("d1-del-after-t", "d1-del-after-t", T + hours(1), deleted=True)
+    w.customer("d1-del")
+    w.cart("d1-del-e1", "d1-del", T - h(5), "d1-del")
+    w.cart("d1-del-e2", "d1-del", T - h(4), "d1-del", event_type="cart_deleted")
+    w.customer("d1-del-late")
+    w.cart(
+        "d1-del-late-e1", "d1-del-late", T - h(2), "d1-del-late", event_type="cart_deleted", file_name="cart_events_1"
+    )
+    w.cart("d1-del-late-e2", "d1-del-late", T - h(5), "d1-del-late", file_name="cart_events_2")
+    w.customer("d1-readd")
+    w.cart("d1-readd-e1", "d1-readd", T - h(6), "d1-readd")
+    w.cart("d1-readd-e2", "d1-readd", T - h(5), "d1-readd", event_type="cart_deleted")
+    w.cart("d1-readd-v3", "d1-readd", T - h(4), "d1-readd", [("C", 1, 20.0)])
+    w.customer("d1-del-after-t")
+    w.cart("d1-del-after-t-v1", "d1-del-after-t", T - h(5), "d1-del-after-t")
+    w.cart("d1-del-after-t-e1", "d1-del-after-t", T + h(1), "d1-del-after-t", event_type="cart_deleted")
 
     # D2: anonymous carts (no customer: counted, never targeted), one per instant
     for offset in D2_OFFSETS:
-        r.cart(_d2_cart(offset), None, T + offset)
+        w.cart(f"{_d2_cart(offset)}-e1", _d2_cart(offset), T + offset, None)
 
     # D3
-    r.consumer("d3-conv")
-    r.cart("d3-conv", "d3-conv", T - hours(5), [item("A")])
-    r.order("d3-conv-o", "d3-conv", T - hours(3), ["Z"])
-    r.consumer("d3-conv-by-cart")
-    r.cart("d3-conv-by-cart", "d3-conv-by-cart", T - hours(5), [item("A")])
-    r.order("d3-conv-by-cart-o", None, T - hours(3), ["Z"], cart_id="d3-conv-by-cart")
-    r.consumer("d3-order-after-t")
-    r.cart("d3-order-after-t", "d3-order-after-t", T - hours(5), [item("A")])
-    r.order("d3-order-after-t-o", "d3-order-after-t", T + hours(1), ["A"])
-    r.consumer("d3-order-before")
-    r.cart("d3-order-before", "d3-order-before", T - hours(5), [item("A")])
-    r.order("d3-order-before-o", "d3-order-before", T - hours(8), ["Z"])
-    r.consumer("d3-partial")
-    r.cart(
+    w.customer("d3-conv")
+    w.cart("d3-conv-e1", "d3-conv", T - h(5), "d3-conv", [("A", 1, 20.0)])
+    w.order("d3-conv-o", "d3-conv", T - h(3), ["Z"])
+    w.customer("d3-conv-by-cart")
+    w.cart("d3-conv-by-cart-e1", "d3-conv-by-cart", T - h(5), "d3-conv-by-cart", [("A", 1, 20.0)])
+    w.order("d3-conv-by-cart-o", None, T - h(3), ["Z"], cart_id="d3-conv-by-cart")
+    w.customer("d3-order-after-t")
+    w.cart("d3-order-after-t-e1", "d3-order-after-t", T - h(5), "d3-order-after-t", [("A", 1, 20.0)])
+    w.order("d3-order-after-t-o", "d3-order-after-t", T + h(1), ["A"])
+    w.customer("d3-order-before")
+    w.cart("d3-order-before-e1", "d3-order-before", T - h(5), "d3-order-before", [("A", 1, 20.0)])
+    w.order("d3-order-before-o", "d3-order-before", T - h(8), ["Z"])
+    w.customer("d3-partial")
+    w.cart(
+        "d3-partial-e1",
         "d3-partial",
+        T - h(4),
         "d3-partial",
-        T - hours(4),
-        [
-            item("A", "20.00", added_at=T - hours(10)),
-            item("B", "20.00", added_at=T - hours(10)),
-            item("C", "7.50", added_at=T - hours(4)),
-        ],
+        [("A", 1, 20.0, T - h(10)), ("B", 1, 20.0, T - h(10)), ("C", 1, 7.5, T - h(4))],
     )
-    r.order("d3-partial-o1", "d3-partial", T - hours(8), ["A"])  # bought after adding A: A goes
-    r.order("d3-partial-o2", "d3-partial", T - hours(6), ["C"])  # bought before adding C: C stays
-    r.consumer("d3-all-bought")
-    r.cart("d3-all-bought", "d3-all-bought", T - hours(4), [item("A", added_at=T - hours(10))])
-    r.order("d3-all-bought-o", "d3-all-bought", T - hours(8), ["A"])
-    r.consumer("d3-cancelled")
-    r.cart("d3-cancelled", "d3-cancelled", T - hours(5), [item("A")])
-    r.order("d3-cancelled-o", "d3-cancelled", T - hours(3), ["A"], status="cancelled")
-    r.consumer("d3-completed-then-cancelled")
-    r.cart("d3-completed-then-cancelled", "d3-completed-then-cancelled", T - hours(5), [item("A")])
-    r.order("d3-ctc-o", "d3-completed-then-cancelled", T - hours(3), ["A"], file_name="orders_1")
-    r.order("d3-ctc-o", "d3-completed-then-cancelled", T - hours(3), ["A"], status="cancelled", file_name="orders_2")
-    r.consumer("d3-cancelled-item")
-    r.cart("d3-cancelled-item", "d3-cancelled-item", T - hours(4), [item("A", added_at=T - hours(10))])
-    r.order("d3-cancelled-item-o", "d3-cancelled-item", T - hours(8), ["A"], status="cancelled")
+    w.order("d3-partial-o1", "d3-partial", T - h(8), ["A"])  # bought after adding A: A goes
+    w.order("d3-partial-o2", "d3-partial", T - h(6), ["C"])  # bought before adding C: C stays
+    w.customer("d3-all-bought")
+    w.cart("d3-all-bought-e1", "d3-all-bought", T - h(4), "d3-all-bought", [("A", 1, 20.0, T - h(10))])
+    w.order("d3-all-bought-o", "d3-all-bought", T - h(8), ["A"])
+    w.customer("d3-cancelled")
+    w.cart("d3-cancelled-e1", "d3-cancelled", T - h(5), "d3-cancelled", [("A", 1, 20.0)])
+    w.order("d3-cancelled-o", "d3-cancelled", T - h(3), ["A"], status="cancelled")
+    w.customer("d3-completed-then-cancelled")
+    w.cart(
+        "d3-completed-then-cancelled-e1",
+        "d3-completed-then-cancelled",
+        T - h(5),
+        "d3-completed-then-cancelled",
+        [("A", 1, 20.0)],
+    )
+    w.order("d3-ctc-o", "d3-completed-then-cancelled", T - h(3), ["A"], file_name="orders_1")
+    w.order("d3-ctc-o", "d3-completed-then-cancelled", T - h(3), ["A"], status="cancelled", file_name="orders_2")
+    w.customer("d3-cancelled-item")
+    w.cart("d3-cancelled-item-e1", "d3-cancelled-item", T - h(4), "d3-cancelled-item", [("A", 1, 20.0, T - h(10))])
+    w.order("d3-cancelled-item-o", "d3-cancelled-item", T - h(8), ["A"], status="cancelled")
 
     # D4
-    r.cart("d4-anon", None, T - hours(5))
-    r.cart("d4-unknown", "d4-ghost", T - hours(5))
-    r.customer("d4-no-email", email=None)
-    r.consent("d4-no-email")
-    r.cart("d4-no-email", "d4-no-email", T - hours(5))
+    w.cart("d4-anon-e1", "d4-anon", T - h(5), None)
+    w.cart("d4-unknown-e1", "d4-unknown", T - h(5), "d4-ghost")
+    w.customer("d4-no-email", email=None, consent=False)
+    w.consent("d4-no-email")
+    w.cart("d4-no-email-e1", "d4-no-email", T - h(5), "d4-no-email")
 
     # D5
-    r.consumer("d5")
-    r.cart("d5-old", "d5", T - hours(10))
-    r.cart("d5-mid", "d5", T - hours(6))
-    r.cart("d5-new", "d5", T - hours(2))
-    r.consumer("d5-deleted")
-    r.cart("d5-deleted-old", "d5-deleted", T - hours(10))
-    r.cart("d5-deleted-new", "d5-deleted", T - hours(3))
-    r.cart("d5-deleted-new", "d5-deleted", T - hours(2), deleted=True)
-    r.consumer("d5-tie")
-    r.cart("d5-tie-a", "d5-tie", T - hours(3))
-    r.cart("d5-tie-b", "d5-tie", T - hours(3))
+    w.customer("d5")
+    w.cart("d5-old-e1", "d5-old", T - h(10), "d5")
+    w.cart("d5-mid-e1", "d5-mid", T - h(6), "d5")
+    w.cart("d5-new-e1", "d5-new", T - h(2), "d5")
+    w.customer("d5-deleted")
+    w.cart("d5-deleted-old-e1", "d5-deleted-old", T - h(10), "d5-deleted")
+    w.cart("d5-deleted-new-e1", "d5-deleted-new", T - h(3), "d5-deleted")
+    w.cart("d5-deleted-new-e2", "d5-deleted-new", T - h(2), "d5-deleted", event_type="cart_deleted")
+    w.customer("d5-tie")
+    w.cart("d5-tie-a-e1", "d5-tie-a", T - h(3), "d5-tie")
+    w.cart("d5-tie-b-e1", "d5-tie-b", T - h(3), "d5-tie")
 
     # E1
-    r.customer("e1-library", customer_type="institution", institution_kind="library")
-    r.consent("e1-library")
-    r.cart("e1-library", "e1-library", T - hours(5))
-    r.customer("e1-school-no-email", email=None, customer_type="institution", institution_kind="school")
-    r.cart("e1-school-no-email", "e1-school-no-email", T - hours(5))
-    r.consumer("e1-consumer")
-    r.cart("e1-consumer", "e1-consumer", T - hours(5))
+    w.customer("e1-library", customer_type="institution", institution_kind="library", consent=False)
+    w.consent("e1-library")
+    w.cart("e1-library-e1", "e1-library", T - h(5), "e1-library")
+    w.customer("e1-school-no-email", email=None, customer_type="institution", institution_kind="school", consent=False)
+    w.cart("e1-school-no-email-e1", "e1-school-no-email", T - h(5), "e1-school-no-email")
+    w.customer("e1-consumer")
+    w.cart("e1-consumer-e1", "e1-consumer", T - h(5), "e1-consumer")
 
     # E2
     for cid, email in [
         ("e2-no-at", "anne.mail.example"),
         ("e2-no-dot", "anne@localhost"),
-        ("e2-space", "anne marie@mail.example"),
-        ("e2-two-ats", "anne@b@mail.example"),
-        ("e2-trimmed", "  Anne.Case@Mail.Example "),
+        ("e2-space", "anne marie@example.org"),
+        ("e2-two-ats", "anne@b@example.org"),
+        ("e2-trimmed", "  Anne.Case@Example.Org "),
         ("e2-blank", "   "),
     ]:
-        r.consumer(cid, email=email)
-        r.cart(cid, cid, T - hours(5))
+        w.customer(cid, email=email)
+        w.cart(f"{cid}-e1", cid, T - h(5), cid)
 
     # E3: implied consent expires 730 days after it was recorded
     for cid, age in [("e3-implied-729", 729), ("e3-implied-730", 730), ("e3-implied-731", 731)]:
-        r.customer(cid)
-        r.consent(cid, basis="implied", recorded_at=T - days(age))
-        r.cart(cid, cid, T - hours(5))
-    r.customer("e3-express-1000")
-    r.consent("e3-express-1000", basis="express", recorded_at=T - days(1000))
-    r.cart("e3-express-1000", "e3-express-1000", T - hours(5))
-    r.customer("e3-null-basis")
-    r.consent("e3-null-basis", basis=None, recorded_at=T - days(1000))
-    r.cart("e3-null-basis", "e3-null-basis", T - hours(5))
+        w.customer(cid, consent=False)
+        w.consent(cid, basis="implied", recorded_at=T - d(age))
+        w.cart(f"{cid}-e1", cid, T - h(5), cid)
+    w.customer("e3-express-1000", consent=False)
+    w.consent("e3-express-1000", basis="express", recorded_at=T - d(1000))
+    w.cart("e3-express-1000-e1", "e3-express-1000", T - h(5), "e3-express-1000")
+    w.customer("e3-null-basis", consent=False)
+    w.consent("e3-null-basis", basis=None, recorded_at=T - d(1000))
+    w.cart("e3-null-basis-e1", "e3-null-basis", T - h(5), "e3-null-basis")
     # E3: the latest record wins
-    r.customer("e3-withdrawn")
-    r.consent("e3-withdrawn", recorded_at=T - days(100))
-    r.consent("e3-withdrawn", status="withdrawn", recorded_at=T - days(10))
-    r.customer("e3-regranted")
-    r.consent("e3-regranted", status="withdrawn", recorded_at=T - days(100))
-    r.consent("e3-regranted", recorded_at=T - days(10))
-    r.customer("e3-withdrawn-after-t")
-    r.consent("e3-withdrawn-after-t", recorded_at=T - days(100))
-    r.consent("e3-withdrawn-after-t", status="withdrawn", recorded_at=T + hours(1))
-    r.customer("e3-granted-after-t")
-    r.consent("e3-granted-after-t", recorded_at=T + hours(1))
-    r.customer("e3-none")
-    r.customer("e3-sms-only")
-    r.consent("e3-sms-only", channel="sms")
-    r.customer("e3-implied-renewed")
-    r.consent("e3-implied-renewed", basis="implied", recorded_at=T - days(800))
-    r.consent("e3-implied-renewed", basis="express", recorded_at=T - days(5))
+    w.customer("e3-withdrawn", consent=False)
+    w.consent("e3-withdrawn", recorded_at=T - d(100))
+    w.consent("e3-withdrawn", status="withdrawn", recorded_at=T - d(10))
+    w.customer("e3-regranted", consent=False)
+    w.consent("e3-regranted", status="withdrawn", recorded_at=T - d(100))
+    w.consent("e3-regranted", recorded_at=T - d(10))
+    w.customer("e3-withdrawn-after-t", consent=False)
+    w.consent("e3-withdrawn-after-t", recorded_at=T - d(100))
+    w.consent("e3-withdrawn-after-t", status="withdrawn", recorded_at=T + h(1))
+    w.customer("e3-granted-after-t", consent=False)
+    w.consent("e3-granted-after-t", recorded_at=T + h(1))
+    w.customer("e3-none", consent=False)
+    w.customer("e3-sms-only", consent=False)
+    w.consent("e3-sms-only", channel="sms")
+    w.customer("e3-implied-renewed", consent=False)
+    w.consent("e3-implied-renewed", basis="implied", recorded_at=T - d(800))
+    w.consent("e3-implied-renewed", basis="express", recorded_at=T - d(5))
     for cid in (
         "e3-withdrawn",
         "e3-regranted",
@@ -265,7 +232,7 @@ def _write_rules_world(r: Rules) -> None:
         "e3-sms-only",
         "e3-implied-renewed",
     ):
-        r.cart(cid, cid, T - hours(5))
+        w.cart(f"{cid}-e1", cid, T - h(5), cid)
 
     # E4
     for cid in (
@@ -280,114 +247,116 @@ def _write_rules_world(r: Rules) -> None:
         "e4-after-t",
         "e4-case",
     ):
-        r.consumer(cid)
-        r.cart(cid, cid, T - hours(5))
-    r.provider_event("bounce", "e4-bounce@mail.example", T - days(2), type="bounce")
-    r.provider_event("bounce", "e4-soft-bounce@mail.example", T - days(2), type="blocked")
-    r.provider_event("spamreport", "e4-spam@mail.example", T - days(2))
-    r.provider_event("unsubscribe", "e4-unsub@mail.example", T - days(2))
-    r.provider_event("group_unsubscribe", "e4-group-unsub@mail.example", T - days(2))
-    r.provider_event("dropped", "e4-dropped-bounce@mail.example", T - days(2), reason="Bounced Address")
-    r.unsubscribe("e4-own", T - timedelta(minutes=1))  # takes effect at the next run
-    r.unsubscribe("e4-own-sms", T - days(1), channel="sms")
-    r.provider_event("unsubscribe", "e4-after-t@mail.example", T + hours(1))
-    r.provider_event("spamreport", "E4-Case@Mail.Example", T - days(2))
+        w.customer(cid)
+        w.cart(f"{cid}-e1", cid, T - h(5), cid)
+    w.provider_event("bounce", "e4-bounce@example.org", T - d(2), bounce_type="bounce")
+    w.provider_event("bounce", "e4-soft-bounce@example.org", T - d(2), bounce_type="blocked")
+    w.provider_event("spamreport", "e4-spam@example.org", T - d(2))
+    w.provider_event("unsubscribe", "e4-unsub@example.org", T - d(2))
+    w.provider_event("group_unsubscribe", "e4-group-unsub@example.org", T - d(2))
+    w.provider_event("dropped", "e4-dropped-bounce@example.org", T - d(2), reason="Bounced Address")
+    w.unsubscribe("e4-own", T - timedelta(minutes=1))  # takes effect at the next run
+    w.unsubscribe("e4-own-sms", T - d(1), channel="sms")
+    w.provider_event("unsubscribe", "e4-after-t@example.org", T + h(1))
+    w.provider_event("spamreport", "E4-Case@Example.Org", T - d(2))
 
     # E5: the customer's messages of other carts (any campaign, any step)
     e5 = [
-        ("e5-3d", T - days(3), "sent", "main", 1),
-        ("e5-7d-inside", T - days(7) + hours(1), "sent", "main", 1),
-        ("e5-7d-outside", T - days(7) - hours(1), "sent", "main", 1),
-        ("e5-pending", T - days(1), "pending", "main", 1),
-        ("e5-unknown", T - days(1), "unknown", "main", 1),
-        ("e5-failed", T - days(1), "failed", "main", 1),
-        ("e5-dry-run", T - days(1), "dry_run", "main", 1),
-        ("e5-skipped", T - days(1), "skipped", "main", 1),
-        ("e5-other-campaign", T - days(1), "sent", "multi_touch", 3),
+        ("e5-3d", T - d(3), "sent", "main", 1),
+        ("e5-7d-inside", T - d(7) + h(1), "sent", "main", 1),
+        ("e5-7d-outside", T - d(7) - h(1), "sent", "main", 1),
+        ("e5-pending", T - d(1), "pending", "main", 1),
+        ("e5-unknown", T - d(1), "unknown", "main", 1),
+        ("e5-failed", T - d(1), "failed", "main", 1),
+        ("e5-dry-run", T - d(1), "dry_run", "main", 1),
+        ("e5-skipped", T - d(1), "skipped", "main", 1),
+        ("e5-other-campaign", T - d(1), "sent", "multi_touch", 3),
     ]
     for cid, decided, status, camp, step in e5:
-        r.consumer(cid)
-        r.message(camp, cid, f"{cid}-older-cart", f"{cid}-older-v1", decided, status=status, step=step)
-        r.cart(cid, cid, T - hours(5))
+        w.customer(cid)
+        w.message(camp, step, cid, f"{cid}-older-cart", f"{cid}-older-v1", decided, status=status)
+        w.cart(f"{cid}-e1", cid, T - h(5), cid)
 
     # E6: this cart version already got step 1 of `main` from an earlier run (an hourly rerun)
-    r.consumer("e6-sent")
-    r.cart("e6-sent", "e6-sent", T - hours(5), event_id="e6-sent-v1")
-    r.message("main", "e6-sent", "e6-sent", "e6-sent-v1", T - hours(2))
-    r.consumer("e6-new-version")
-    r.cart("e6-new-version", "e6-new-version", T - hours(22), event_id="e6-new-version-v1")
-    r.message("main", "e6-new-version", "e6-new-version", "e6-new-version-v1", T - hours(20))
-    r.cart("e6-new-version", "e6-new-version", T - hours(4), [item("A"), item("B")], event_id="e6-new-version-v2")
-    r.consumer("e6-dry-run")
-    r.cart("e6-dry-run", "e6-dry-run", T - hours(5), event_id="e6-dry-run-v1")
-    r.message("main", "e6-dry-run", "e6-dry-run", "e6-dry-run-v1", T - hours(2), status="dry_run")
+    w.customer("e6-sent")
+    w.cart("e6-sent-v1", "e6-sent", T - h(5), "e6-sent")
+    w.message("main", 1, "e6-sent", "e6-sent", "e6-sent-v1", T - h(2))
+    w.customer("e6-new-version")
+    w.cart("e6-new-version-v1", "e6-new-version", T - h(22), "e6-new-version")
+    w.message("main", 1, "e6-new-version", "e6-new-version", "e6-new-version-v1", T - h(20))
+    w.cart("e6-new-version-v2", "e6-new-version", T - h(4), "e6-new-version", [("A", 1, 20.0), ("B", 1, 20.0)])
+    w.customer("e6-dry-run")
+    w.cart("e6-dry-run-v1", "e6-dry-run", T - h(5), "e6-dry-run")
+    w.message("main", 1, "e6-dry-run", "e6-dry-run", "e6-dry-run-v1", T - h(2), status="dry_run")
 
     # E7
-    r.consumer("e7-tester")
-    r.test_group("e7-tester")
-    r.cart("e7-tester", "e7-tester", T - hours(5))
-    r.customer("e7-tester-no-consent")
-    r.test_group("e7-tester-no-consent")
-    r.cart("e7-tester-no-consent", "e7-tester-no-consent", T - hours(5))
+    w.customer("e7-tester")
+    w.test_group("e7-tester")
+    w.cart("e7-tester-e1", "e7-tester", T - h(5), "e7-tester")
+    w.customer("e7-tester-no-consent", consent=False)
+    w.test_group("e7-tester-no-consent")
+    w.cart("e7-tester-no-consent-e1", "e7-tester-no-consent", T - h(5), "e7-tester-no-consent")
 
     # E8
     for cid in E8_CUSTOMERS:
-        r.consumer(cid)
-        r.cart(cid, cid, T - hours(5))
+        w.customer(cid)
+        w.cart(f"{cid}-e1", cid, T - h(5), cid)
 
     # E9: several reasons at once; the first in the documented order wins
-    r.customer("e9-inst-nocons-supp", customer_type="institution", institution_kind="university")
-    r.unsubscribe("e9-inst-nocons-supp", T - days(1))
-    r.cart("e9-inst-nocons-supp", "e9-inst-nocons-supp", T - hours(5))
-    r.customer("e9-invalid-nocons", email="nope")
-    r.cart("e9-invalid-nocons", "e9-invalid-nocons", T - hours(5))
-    r.customer("e9-nocons-supp")
-    r.unsubscribe("e9-nocons-supp", T - days(1))
-    r.cart("e9-nocons-supp", "e9-nocons-supp", T - hours(5))
-    r.consumer("e9-supp-capped")
-    r.unsubscribe("e9-supp-capped", T - days(1))
-    r.message("main", "e9-supp-capped", "e9-older", "e9-older-v1", T - days(2))
-    r.cart("e9-supp-capped", "e9-supp-capped", T - hours(5))
-    r.consumer("e9-superseded-invalid", email="broken")
-    r.cart("e9-superseded-invalid-old", "e9-superseded-invalid", T - hours(8))
-    r.cart("e9-superseded-invalid-new", "e9-superseded-invalid", T - hours(3))
+    w.customer("e9-inst-nocons-supp", customer_type="institution", institution_kind="university", consent=False)
+    w.unsubscribe("e9-inst-nocons-supp", T - d(1))
+    w.cart("e9-inst-nocons-supp-e1", "e9-inst-nocons-supp", T - h(5), "e9-inst-nocons-supp")
+    w.customer("e9-invalid-nocons", email="nope", consent=False)
+    w.cart("e9-invalid-nocons-e1", "e9-invalid-nocons", T - h(5), "e9-invalid-nocons")
+    w.customer("e9-nocons-supp", consent=False)
+    w.unsubscribe("e9-nocons-supp", T - d(1))
+    w.cart("e9-nocons-supp-e1", "e9-nocons-supp", T - h(5), "e9-nocons-supp")
+    w.customer("e9-supp-capped")
+    w.unsubscribe("e9-supp-capped", T - d(1))
+    w.message("main", 1, "e9-supp-capped", "e9-older", "e9-older-v1", T - d(2))
+    w.cart("e9-supp-capped-e1", "e9-supp-capped", T - h(5), "e9-supp-capped")
+    w.customer("e9-superseded-invalid", email="broken")
+    w.cart("e9-superseded-invalid-old-e1", "e9-superseded-invalid-old", T - h(8), "e9-superseded-invalid")
+    w.cart("e9-superseded-invalid-new-e1", "e9-superseded-invalid-new", T - h(3), "e9-superseded-invalid")
 
 
-def _write_later_data(r: Rules, at_t: dict[str, Any]) -> None:
+def _write_later_data(w: World, at_t: dict[str, Any]) -> None:
     """What happens after T: the sender's outbox rows for T's decisions, then new data (O2)."""
     for (camp, _), row in at_t["eligible"].items():
-        r.message(camp, row["customer_id"], row["cart_id"], row["cart_version"], T, channel=row["channel"])
+        w.message(camp, 1, row["customer_id"], row["cart_id"], row["cart_version"], T, channel=row["channel"])
     for (camp, _), row in at_t["excluded"].items():
         if row["reason"] == "holdout":  # E8: the sender records holdouts as skipped
-            r.message(camp, row["customer_id"], row["cart_id"], row["cart_version"], T, status="skipped")
-    r.cart("d1-late", "d1-late", T + hours(2), [item("A"), item("B"), item("C")], event_id="d1-late-after-t")
-    r.cart("d5-new", "d5", T + hours(3), deleted=True)
-    r.order("e8-00-o", "e8-00", T + hours(4), ["SKU-1"])
-    r.order("d3-cancelled-late-o", "d3-cancelled", T + hours(4), ["A"])
-    r.consent("e2-trimmed", status="withdrawn", recorded_at=T + hours(1))
-    r.consent("e3-none", recorded_at=T + hours(1))
-    r.provider_event("unsubscribe", "e3-express-1000@mail.example", T + hours(1))
-    r.unsubscribe("e3-regranted", T + hours(1))
-    r.customer("e3-null-basis", customer_type="institution", institution_kind="other", updated_at=T + hours(1))
-    r.customer("e1-library", customer_type="consumer", updated_at=T + hours(1))
-    r.message("hourly_other", "e4-soft-bounce", "e4-elsewhere", "e4-elsewhere-v1", T + hours(12))
-    r.cart("new-after-t", None, T + hours(2))
+            w.message(camp, 1, row["customer_id"], row["cart_id"], row["cart_version"], T, status="skipped")
+    w.cart("d1-late-after-t", "d1-late", T + h(2), "d1-late", [("A", 1, 20.0), ("B", 1, 20.0), ("C", 1, 20.0)])
+    w.cart("d5-new-e2", "d5-new", T + h(3), "d5", event_type="cart_deleted")
+    w.order("e8-00-o", "e8-00", T + h(4), ["sku-1"])
+    w.order("d3-cancelled-late-o", "d3-cancelled", T + h(4), ["A"])
+    w.consent("e2-trimmed", status="withdrawn", recorded_at=T + h(1))
+    w.consent("e3-none", recorded_at=T + h(1))
+    w.provider_event("unsubscribe", "e3-express-1000@example.org", T + h(1))
+    w.unsubscribe("e3-regranted", T + h(1))
+    w.customer(
+        "e3-null-basis", customer_type="institution", institution_kind="other", updated_at=T + h(1), consent=False
+    )
+    w.customer("e1-library", customer_type="consumer", updated_at=T + h(1), consent=False)
+    w.message("hourly_other", 1, "e4-soft-bounce", "e4-elsewhere", "e4-elsewhere-v1", T + h(12))
+    w.cart("new-after-t-e1", "new-after-t", T + h(2), None)
 
 
 @pytest.fixture(scope="module")
 def rules(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     """Snapshots of the decisions at T, at T + 1 day, and at T replayed after the later data."""
-    with _warehouse(admin_url, tmp_path_factory.mktemp("dbt-rules")) as wh:
+    with fresh_warehouse(admin_url, tmp_path_factory.mktemp("dbt-rules"), EVERYTHING) as wh:
         with psycopg.connect(wh.url, autocommit=True) as conn:
-            r = Rules(conn)
-            _write_rules_world(r)
+            w = World(conn)
+            _write_rules_world(w)
             wh.build(T, RULES_CAMPAIGNS)
-            at_t = r.snapshot()
-            _write_later_data(r, at_t)
+            at_t = snapshot(conn)
+            _write_later_data(w, at_t)
             wh.build(T2, RULES_CAMPAIGNS)
-            at_t2 = r.snapshot()
+            at_t2 = snapshot(conn)
             wh.build(T, RULES_CAMPAIGNS)
-            replayed = r.snapshot()
+            replayed = snapshot(conn)
         yield {"t": at_t, "t2": at_t2, "replayed": replayed}
 
 
@@ -402,7 +371,7 @@ def test_d1_latest_event_wins_late_and_duplicated_events(rules):
     assert late["cart_version"] == "d1-late-new"
     assert late["item_count"] == 2, "the duplicated newer event counts once, the late older one loses"
     assert late["cart_value"] == Decimal("40.00")
-    assert late["last_activity_at"] == T - hours(3)
+    assert late["last_activity_at"] == T - h(3)
     tie = abandoned[("main", "d1-tie")]
     assert (tie["cart_version"], tie["item_count"]) == ("d1-tie-b", 3), "same instant: the greater event id wins"
 
@@ -421,21 +390,21 @@ def test_d1_deleted_cart_ends(rules):
 def test_d2_window_edges(rules):
     at_t, at_t2 = rules["t"]["abandoned"], rules["t2"]["abandoned"]
     # window at T: (T - 25 h, T - 1 h]; at T2 = T + 1 day: (T - 1 h, T + 23 h]
-    assert ("main", _d2_cart(-hours(25))) not in at_t, "exactly at the window start: the previous run's"
-    assert ("main", _d2_cart(-hours(25) + SECOND)) in at_t
-    assert ("main", _d2_cart(-hours(1))) in at_t, "exactly at the window end: included"
-    assert ("main", _d2_cart(-hours(1) + SECOND)) not in at_t, "idle for less than abandon_after"
-    assert ("main", _d2_cart(-hours(1))) not in at_t2
-    assert ("main", _d2_cart(-hours(1) + SECOND)) in at_t2
-    assert ("main", _d2_cart(hours(23))) in at_t2
-    assert ("main", _d2_cart(hours(23) + SECOND)) not in at_t2
+    assert ("main", _d2_cart(-h(25))) not in at_t, "exactly at the window start: the previous run's"
+    assert ("main", _d2_cart(-h(25) + SECOND)) in at_t
+    assert ("main", _d2_cart(-h(1))) in at_t, "exactly at the window end: included"
+    assert ("main", _d2_cart(-h(1) + SECOND)) not in at_t, "idle for less than abandon_after"
+    assert ("main", _d2_cart(-h(1))) not in at_t2
+    assert ("main", _d2_cart(-h(1) + SECOND)) in at_t2
+    assert ("main", _d2_cart(h(23))) in at_t2
+    assert ("main", _d2_cart(h(23) + SECOND)) not in at_t2
     # consecutive daily runs meet: every instant of (T - 25 h, T + 23 h] is in exactly one window
     for offset in D2_OFFSETS:
         cart = _d2_cart(offset)
         runs = [run for run, abandoned in (("T", at_t), ("T2", at_t2)) if ("main", cart) in abandoned]
-        expected = 1 if -hours(25) < offset <= hours(23) else 0
+        expected = 1 if -h(25) < offset <= h(23) else 0
         assert len(runs) == expected, (offset, runs)
-    row = at_t[("main", _d2_cart(-hours(1)))]
+    row = at_t[("main", _d2_cart(-h(1)))]
     assert (row["is_targetable"], row["customer_id"], row["evaluated_at"]) == (False, None, T)
 
 
@@ -486,9 +455,9 @@ def test_d5_newest_cart_only(rules):
     assert main_outcome(rules, "d5-deleted-old") == "eligible", "the newest abandoned cart, not the newest cart"
     assert main_outcome(rules, "d5-tie-b") == "eligible", "same last activity: the greater cart id"
     assert main_outcome(rules, "d5-tie-a") == "superseded_by_newer_cart"
-    for snapshot in (rules["t"], rules["t2"]):
+    for decisions in (rules["t"], rules["t2"]):
         per_customer: dict[tuple[str, str], int] = {}
-        for (camp, _), row in snapshot["eligible"].items():
+        for (camp, _), row in decisions["eligible"].items():
             per_customer[(camp, row["customer_id"])] = per_customer.get((camp, row["customer_id"]), 0) + 1
         assert max(per_customer.values()) == 1
 
@@ -595,10 +564,10 @@ def test_e8_holdout_deterministic(rules):
 
 
 def test_e9_one_reason_each(rules):
-    for snapshot in (rules["t"], rules["t2"], rules["replayed"]):
-        eligible, excluded = set(snapshot["eligible"]), set(snapshot["excluded"])
+    for decisions in (rules["t"], rules["t2"], rules["replayed"]):
+        eligible, excluded = set(decisions["eligible"]), set(decisions["excluded"])
         assert not eligible & excluded, "a cart with a reason is not messaged"
-        assert eligible | excluded == set(snapshot["abandoned"]), "every abandoned cart has an outcome"
+        assert eligible | excluded == set(decisions["abandoned"]), "every abandoned cart has an outcome"
     assert main_outcome(rules, "e9-inst-nocons-supp") == "institutional"
     assert main_outcome(rules, "e9-invalid-nocons") == "invalid_email"
     assert main_outcome(rules, "e9-nocons-supp") == "no_consent"
@@ -644,25 +613,25 @@ VALUES = {"c-4999": "49.99", "c-5000": "50.00", "c-10000": "100.00", "c-10001": 
 def coupons(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[dict[str, Any]]:
     from cart_recovery.coupons import assign_coupons
 
-    with _warehouse(admin_url, tmp_path_factory.mktemp("dbt-coupons")) as wh:
+    with fresh_warehouse(admin_url, tmp_path_factory.mktemp("dbt-coupons"), EVERYTHING) as wh:
         with psycopg.connect(wh.url, autocommit=True) as conn:
-            r = Rules(conn, file_name="coupons_world")
+            w = World(conn, file_name="coupons_world")
             for cid, value in VALUES.items():
-                r.consumer(cid)
-                r.cart(cid, cid, T - hours(5), [item("BOOK", value)])
-            r.customer("c-sms", phone="+15145550101")
-            r.consent("c-sms", channel="sms")
-            r.cart("c-sms", "c-sms", T - hours(5), [item("BOOK", "150.00")])
-            r.coupon_codes("value_10", ["V10-1", "V10-2"])
-            r.coupon_codes("value_15", ["V15-1", "V15-2", "V15-3"])
-            r.coupon_codes("value_20", ["V20-1"])
-            r.coupon_codes("sms_5", ["S5-1", "S5-2"])
+                w.customer(cid)
+                w.cart(f"{cid}-e1", cid, T - h(5), cid, [("BOOK", 1, float(value))])
+            w.customer("c-sms", phone="+15145550101", consent=False)
+            w.consent("c-sms", channel="sms")
+            w.cart("c-sms-e1", "c-sms", T - h(5), "c-sms", [("BOOK", 1, 150.0)])
+            w.coupon_codes("value_10", ["V10-1", "V10-2"])
+            w.coupon_codes("value_15", ["V15-1", "V15-2", "V15-3"])
+            w.coupon_codes("value_20", ["V20-1"])
+            w.coupon_codes("sms_5", ["S5-1", "S5-2"])
             # V15-1 and V20-1 went to other customers in an earlier run: never again (C2)
             for code, pool in (("V15-1", "value_15"), ("V20-1", "value_20")):
                 conn.execute(
                     "insert into ops.coupon_allocations (code, pool, campaign, step, customer_id, cart_id, "
                     "cart_version, decided_at) values (%s, %s, 'tiered', 1, 'someone', 'old-cart', %s, %s)",
-                    (code, pool, f"old-{code}", T - days(30)),
+                    (code, pool, f"old-{code}", T - d(30)),
                 )
             wh.build(T, [TIERED, BY_SMS])
 
@@ -683,16 +652,18 @@ def coupons(admin_url: str, tmp_path_factory: pytest.TempPathFactory) -> Iterato
                 th.start()
             for th in threads:
                 th.join(timeout=60)
-            first = r.rows("select * from marts.eligible_recipients order by campaign, cart_id")
-            allocations = r.rows("select * from ops.coupon_allocations order by code")
-            alerts = r.rows("select * from ops.alerts where kind = 'coupon_pool_exhausted' and decided_at = %s", (T,))
+            first = rows(conn, "select * from marts.eligible_recipients order by campaign, cart_id")
+            allocations = rows(conn, "select * from ops.coupon_allocations order by code")
+            alerts = rows(
+                conn, "select * from ops.alerts where kind = 'coupon_pool_exhausted' and decided_at = %s", (T,)
+            )
 
             # a rerun of the same date: build and allocate again
             wh.build(T, [TIERED, BY_SMS])
             rerun_counts = assign_coupons(conn, T)
-            rerun = r.rows("select * from marts.eligible_recipients order by campaign, cart_id")
-            allocations_after_rerun = r.rows("select * from ops.coupon_allocations order by code")
-            assignments = r.rows("select * from marts.coupon_assignments order by campaign, cart_id")
+            rerun = rows(conn, "select * from marts.eligible_recipients order by campaign, cart_id")
+            allocations_after_rerun = rows(conn, "select * from ops.coupon_allocations order by code")
+            assignments = rows(conn, "select * from marts.coupon_assignments order by campaign, cart_id")
         yield {
             "concurrent": results,
             "first": first,

@@ -1,7 +1,10 @@
 """A small world in the raw and ops tables, written row by row, for the dbt tests.
 
 Independent of the ingest code on purpose: each test states the rows it needs, with the same columns the
-ingest writes (contract §2, `plugins/cart_recovery/sql/schema.sql`)."""
+ingest writes (contract §2, `plugins/cart_recovery/sql/schema.sql`). Every raw row gets a provenance
+(`_file_name`, `_line_number`) whose line number grows with every insert, so "loaded later" means
+"inserted later" unless a test passes its own file name. `snapshot` and `outcome` read the marts back.
+"""
 
 from __future__ import annotations
 
@@ -65,12 +68,20 @@ class World:
         self.file_name = file_name
         self._lines = itertools.count(1)
 
-    def _insert(self, table: str, row: dict[str, Any], provenance: bool = True) -> None:
-        if provenance:
-            row = {**row, "_file_name": self.file_name, "_line_number": next(self._lines)}
+    def _insert(
+        self,
+        table: str,
+        row: dict[str, Any],
+        provenance: bool | None = None,
+        file_name: str | None = None,
+        conflict: str = "",
+    ) -> None:
+        """One row; raw tables (provenance None) get `_file_name` and `_line_number`, ops tables do not."""
+        if provenance if provenance is not None else table.startswith("raw."):
+            row = {**row, "_file_name": file_name or self.file_name, "_line_number": next(self._lines)}
         cols = ", ".join(row)
         marks = ", ".join(["%s"] * len(row))
-        self.conn.execute(f"insert into {table} ({cols}) values ({marks})", list(row.values()))
+        self.conn.execute(f"insert into {table} ({cols}) values ({marks}) {conflict}", list(row.values()))
 
     def customer(
         self,
@@ -85,9 +96,10 @@ class World:
         preferred_store_id: str | None = None,
         updated_at: datetime | None = None,
         consent: bool = True,
+        file_name: str | None = None,
     ) -> str:
-        """A customer; `email=""` means "a valid address made from the id"; consent=True adds an express
-        email consent granted long before T."""
+        """A customer version; `email=""` means "a valid address made from the id" (`<id>@example.org`);
+        consent=True adds an express email consent granted long before T."""
         if email == "":
             email = f"{customer_id}@example.org"
         self._insert(
@@ -104,6 +116,7 @@ class World:
                 "preferred_store_id": preferred_store_id,
                 "updated_at": updated_at or T - d(400),
             },
+            file_name=file_name,
         )
         if consent:
             self.consent(customer_id)
@@ -114,7 +127,7 @@ class World:
         customer_id: str,
         channel: str = "email",
         status: str = "granted",
-        basis: str = "express",
+        basis: str | None = "express",
         recorded_at: datetime | None = None,
     ) -> None:
         self._insert(
@@ -171,8 +184,10 @@ class World:
         event_type: str = "cart_updated",
         device: str = "desktop",
         store_id: str | None = "s1",
+        file_name: str | None = None,
     ) -> None:
-        """A cart event; items are (sku, quantity, unit_price[, added_at]) (added_at defaults to occurred_at)."""
+        """A cart event; items are (sku, quantity, unit_price[, added_at]) (added_at defaults to occurred_at).
+        `cart_deleted` events carry no items; a file name of its own makes the event "loaded later" (D1)."""
         if items is None:
             items = [] if event_type == "cart_deleted" else [("sku-1", 1, 20.0)]
         payload = [
@@ -198,6 +213,7 @@ class World:
                 "cart_url": f"https://shop.example.org/cart/{cart_id}",
                 "items": json.dumps(payload),
             },
+            file_name=file_name,
         )
 
     def order(
@@ -210,7 +226,10 @@ class World:
         status: str = "completed",
         cart_id: str | None = None,
         event_id: str | None = None,
+        file_name: str | None = None,
     ) -> None:
+        """An order event; the same order sent again with a new status needs a later file name or line (the
+        latest-loaded event of an order wins)."""
         items = [{"sku": s, "quantity": 1, "unit_price": 10.0} for s in skus]
         self._insert(
             "raw.orders",
@@ -226,6 +245,7 @@ class World:
                 "total": 10.0 * len(skus),
                 "items": json.dumps(items),
             },
+            file_name=file_name,
         )
 
     def provider_event(
@@ -237,10 +257,14 @@ class World:
         reason: str | None = None,
         message_id: str | None = None,
         sg_event_id: str | None = None,
+        bounce_type: str | None = None,
     ) -> None:
+        """A SendGrid event; bounce_type is the payload's `type` (`bounce` hard, `blocked` soft)."""
         payload = {"event": event, "email": email, "timestamp": int(occurred_at.timestamp())}
         if reason:
             payload["reason"] = reason
+        if bounce_type:
+            payload["type"] = bounce_type
         if message_id:
             payload["message_id"] = message_id
         self._insert(
@@ -267,7 +291,12 @@ class World:
         decided_at: datetime,
         status: str = "sent",
         channel: str = "email",
+        *,
+        skip_reason: str | None = None,
+        sent_at: datetime | None = None,
     ) -> str:
+        """An outbox row as the sender writes it (S2); a later row for the same key replaces it, as a real
+        send replaces an earlier dry run's row."""
         key = f"{campaign}:{step}:{cart_id}:{cart_version}"
         message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
         self._insert(
@@ -282,9 +311,12 @@ class World:
                 "cart_id": cart_id,
                 "cart_version": cart_version,
                 "status": status,
+                "skip_reason": skip_reason,
                 "decided_at": decided_at,
+                "sent_at": sent_at,
             },
-            provenance=False,
+            conflict="on conflict (idempotency_key) do update set status = excluded.status, "
+            "decided_at = excluded.decided_at, sent_at = excluded.sent_at, skip_reason = excluded.skip_reason",
         )
         return message_id
 
@@ -292,7 +324,6 @@ class World:
         self._insert(
             "ops.unsubscribes",
             {"customer_id": customer_id, "channel": channel, "recorded_at": recorded_at, "source": "link"},
-            provenance=False,
         )
 
     def test_group(self, customer_id: str) -> None:
@@ -321,3 +352,28 @@ def rows(conn: psycopg.Connection, sql: str, params: Any = None) -> list[dict[st
     with conn.cursor(row_factory=psycopg.rows.dict_row) as cur:
         cur.execute(sql, params)
         return list(cur.fetchall())
+
+
+def snapshot(conn: psycopg.Connection) -> dict[str, dict[tuple[str, str], dict[str, Any]]]:
+    """The decisions of the last build, each mart keyed by (campaign, cart_id)."""
+    marts = {
+        "abandoned": "marts.abandoned_carts",
+        "eligible": "marts.eligible_recipients_decided",
+        "excluded": "marts.recipient_exclusions",
+    }
+    return {
+        name: {
+            (r["campaign"], r["cart_id"]): r for r in rows(conn, f"select * from {table} order by campaign, cart_id")
+        }
+        for name, table in marts.items()
+    }
+
+
+def outcome(decisions: dict[str, Any], campaign_name: str, cart_id: str) -> str | None:
+    """`eligible`, the exclusion reason, or None when the cart is not abandoned in that campaign."""
+    key = (campaign_name, cart_id)
+    if key in decisions["eligible"]:
+        return "eligible"
+    if key in decisions["excluded"]:
+        return decisions["excluded"][key]["reason"]
+    return None

@@ -14,6 +14,28 @@ purchases as (
     cross join lateral jsonb_array_elements(orders.items) as item (value)
 ),
 
+-- an item is bought when a purchase of its SKU, by the cart's customer or in an order for the cart, was
+-- placed at or after the item was added: the last such purchase decides, so each side is one row per key
+last_bought_by_customer as (
+    select
+        customer_id,
+        sku,
+        max(placed_at) as last_bought_at
+    from purchases
+    where customer_id is not null
+    group by customer_id, sku
+),
+
+last_bought_for_cart as (
+    select
+        cart_id,
+        sku,
+        max(placed_at) as last_bought_at
+    from purchases
+    where cart_id is not null
+    group by cart_id, sku
+),
+
 -- the cart version's items, unnested from the version's event (as stg_shop__cart_items does for all events)
 current_items as (
     select
@@ -29,26 +51,20 @@ current_items as (
     cross join lateral jsonb_array_elements(carts.items) with ordinality as item (value, ordinality)
 ),
 
--- minus the items bought by the cart's customer, or in an order for the cart, after they were added: two
--- anti-joins on keys (an `or` between them would make one subquery per item)
 net as (
     select current_items.*
     from current_items
+    left join last_bought_by_customer as by_customer
+        on
+            current_items.customer_id = by_customer.customer_id
+            and current_items.sku = by_customer.sku
+    left join last_bought_for_cart as for_cart
+        on
+            current_items.cart_id = for_cart.cart_id
+            and current_items.sku = for_cart.sku
     where
-        not exists (
-            select 1 from purchases
-            where
-                current_items.customer_id = purchases.customer_id
-                and current_items.sku = purchases.sku
-                and current_items.added_at <= purchases.placed_at
-        )
-        and not exists (
-            select 1 from purchases
-            where
-                current_items.cart_id = purchases.cart_id
-                and current_items.sku = purchases.sku
-                and current_items.added_at <= purchases.placed_at
-        )
+        not coalesce(by_customer.last_bought_at >= current_items.added_at, false)
+        and not coalesce(for_cart.last_bought_at >= current_items.added_at, false)
 ),
 
 final as (

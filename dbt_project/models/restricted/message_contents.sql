@@ -10,34 +10,6 @@ campaigns as (
     select * from {{ ref('int_campaigns') }}
 ),
 
-carts as (
-    select * from {{ ref('int_carts_evaluated') }}
-),
-
-customers as (
-    select * from {{ ref('int_customers_as_of_t') }}
-),
-
-stores as (
-    select * from {{ ref('stg_shop__stores') }}
-),
-
-items as (
-    select
-        net.cart_id,
-        net.item_rank,
-        net.sku,
-        net.quantity,
-        net.unit_price,
-        products.title,
-        products.author,
-        products.publisher,
-        products.image_url,
-        products.product_url
-    from {{ ref('int_cart_items_net_of_purchases') }} as net
-    left join {{ ref('stg_shop__products') }} as products on net.sku = products.sku
-),
-
 -- M2: each recipient's items, at most the campaign's max_items, in the order they were put in the cart
 item_lists as (
     select
@@ -46,37 +18,25 @@ item_lists as (
         decided.cart_id,
         jsonb_agg(
             jsonb_build_object(
-                'position', items.item_rank,
-                'sku', items.sku,
-                'title', items.title,
-                'author', items.author,
-                'publisher', items.publisher,
-                'image_url', items.image_url,
-                'product_url', items.product_url,
-                'unit_price', items.unit_price,
-                'quantity', items.quantity
-            ) order by items.item_rank
+                'position', net.item_rank,
+                'sku', net.sku,
+                'title', products.title,
+                'author', products.author,
+                'publisher', products.publisher,
+                'image_url', products.image_url,
+                'product_url', products.product_url,
+                'unit_price', net.unit_price,
+                'quantity', net.quantity
+            ) order by net.item_rank
         ) as items
     from decided
     inner join campaigns on decided.campaign = campaigns.campaign
-    inner join items
+    inner join {{ ref('int_cart_items_net_of_purchases') }} as net
         on
-            decided.cart_id = items.cart_id
-            and campaigns.max_items >= items.item_rank
+            decided.cart_id = net.cart_id
+            and campaigns.max_items >= net.item_rank
+    left join {{ ref('stg_shop__products') }} as products on net.sku = products.sku
     group by decided.campaign, decided.step, decided.cart_id
-),
-
--- M4: the customer's preferred store when it exists, else the cart's
-store_choice as (
-    select
-        decided.campaign,
-        decided.step,
-        decided.cart_id,
-        coalesce(preferred.store_id, carts.store_id) as store_id
-    from decided
-    inner join carts on decided.cart_id = carts.cart_id
-    left join customers on decided.customer_id = customers.customer_id
-    left join stores as preferred on customers.preferred_store_id = preferred.store_id
 ),
 
 final as (
@@ -106,14 +66,11 @@ final as (
         coalesce(item_lists.items, '[]'::jsonb) as items
     from decided
     inner join campaigns on decided.campaign = campaigns.campaign
-    inner join carts on decided.cart_id = carts.cart_id
-    left join customers on decided.customer_id = customers.customer_id
-    left join store_choice
-        on
-            decided.campaign = store_choice.campaign
-            and decided.step = store_choice.step
-            and decided.cart_id = store_choice.cart_id
-    left join stores on store_choice.store_id = stores.store_id
+    inner join {{ ref('int_carts_evaluated') }} as carts on decided.cart_id = carts.cart_id
+    left join {{ ref('int_customers_as_of_t') }} as customers on decided.customer_id = customers.customer_id
+    -- M4: the customer's preferred store when it exists, else the cart's
+    left join {{ ref('stg_shop__stores') }} as preferred on customers.preferred_store_id = preferred.store_id
+    left join {{ ref('stg_shop__stores') }} as stores on coalesce(preferred.store_id, carts.store_id) = stores.store_id
     left join item_lists
         on
             decided.campaign = item_lists.campaign

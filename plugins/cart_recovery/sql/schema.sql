@@ -152,6 +152,29 @@ create table if not exists raw.provider_events (
 create index if not exists cart_events_occurred_at_idx on raw.cart_events (occurred_at);
 create index if not exists orders_placed_at_idx on raw.orders (placed_at);
 
+-- _loaded_at: when the row was loaded (its load transaction's start, by default). dbt's incremental
+-- staging models read only the rows loaded since their last build (less an overlap), whatever the rows'
+-- event time: late events come in later loads. BRIN, because rows are appended in load order: the index
+-- costs the COPY almost nothing. Added only where missing (a constant default: no table rewrite), so a
+-- task start never queues for a lock behind a running dbt read.
+do $$
+declare
+    loaded text;
+begin
+    foreach loaded in array array['cart_events', 'orders', 'customers', 'consents', 'products'] loop
+        if not exists (
+            select 1 from information_schema.columns
+            where table_schema = 'raw' and table_name = loaded and column_name = '_loaded_at'
+        ) then
+            execute format('alter table raw.%I add column _loaded_at timestamptz not null default now()', loaded);
+        end if;
+        if to_regclass(format('raw.%I', loaded || '_loaded_at_idx')) is null then
+            execute format('create index %I on raw.%I using brin (_loaded_at)', loaded || '_loaded_at_idx', loaded);
+        end if;
+    end loop;
+end
+$$;
+
 -- S2 / E6: the outbox. One row per message attempt key, committed before the API call.
 create table if not exists ops.messages (
     message_id uuid primary key,

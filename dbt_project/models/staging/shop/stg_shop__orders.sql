@@ -1,7 +1,23 @@
--- One row per order: the latest-loaded event of each order wins (a completed order may later arrive as
--- cancelled or refunded).
+{{
+    config(
+        materialized='incremental',
+        unique_key='order_id',
+        incremental_strategy='delete+insert',
+        on_schema_change='append_new_columns',
+        indexes=[
+            {'columns': ['order_id'], 'unique': True},
+            {'columns': ['customer_id', 'placed_at']},
+            {'columns': ['cart_id']},
+            {'columns': ['_loaded_at']},
+        ],
+    )
+}}
+-- One row per order: its latest-loaded event wins (a completed order may later arrive as cancelled or
+-- refunded). Incremental: the order events added since the last build (less the overlap) replace their
+-- orders' rows. Those events are the latest-loaded ones, so the latest among them is each order's latest.
 with events as (
     select * from {{ ref('stg_shop__order_events') }}
+    where {{ loaded_since_last_build('_loaded_at') }}
 ),
 
 latest as (
@@ -15,9 +31,10 @@ latest as (
         store_id,
         currency,
         total,
-        items
+        items,
+        _loaded_at
     from events
-    order by order_id asc, loaded_from_file desc, loaded_from_line desc
+    order by order_id asc, _loaded_at desc, loaded_from_file desc, loaded_from_line desc
 )
 
 select * from latest
