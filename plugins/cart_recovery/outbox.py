@@ -16,6 +16,13 @@ Life of a row:
     pending + a claim older than the stale threshold (the process died between the API call and the
     outbox update) -> unknown at the start of the next run, never re-sent.
 Only the run holding the claim may record an outcome (`claimed_by` in every update).
+
+Follow-ups (F2, F4):
+    pending + send_after > T   -> not sent by the run deciding at T (quiet hours); a later run whose T has
+                                  reached send_after sends it, with the decision kept in ops.deferred_sends
+    pending --claim, exit re-check in the same transaction--> skipped (exited_order_placed /
+                                  exited_cart_deleted / exited_cart_changed) when raw shows, up to T, an order
+                                  after the cart version, a delete, or a newer version of the cart
 """
 
 from __future__ import annotations
@@ -39,7 +46,7 @@ STALE_CLAIM_AFTER = timedelta(minutes=15)
 
 _COLUMNS = (
     "message_id, idempotency_key, campaign, step, channel, customer_id, cart_id, cart_version, "
-    "status, skip_reason, decided_at, coupon_code, last_error"
+    "status, skip_reason, decided_at, coupon_code, last_error, send_after"
 )
 
 
@@ -71,6 +78,7 @@ class OutboxRow:
     status: str = "pending"
     skip_reason: str | None = None
     last_error: str | None = None
+    send_after: datetime | None = None  # F4: quiet hours, not sent before (the next 08:00 local)
 
     @property
     def message_id(self) -> uuid.UUID:
@@ -104,6 +112,7 @@ def record(conn: psycopg.Connection, rows: Iterable[OutboxRow]) -> int:
                         r.decided_at,
                         r.coupon_code,
                         r.last_error,
+                        r.send_after,
                     )
                 )
         cur.execute(
@@ -237,6 +246,98 @@ def claim_many(conn: psycopg.Connection, message_ids: list[uuid.UUID], worker: s
             (worker, message_ids),
         ).fetchall()
     return dict(rows)
+
+
+# F2: the exit conditions, re-checked in the transaction that claims a batch. `version_at` is the cart
+# version's event time (cart_version is the event id of the cart's latest cart_updated, D1); everything is
+# read up to T (%(t)s), the run's data-interval end, never the wall clock. First reason wins, in this order.
+_EXIT_RECHECK_SQL = """
+with batch as (
+    select m.message_id, m.cart_id, m.customer_id, m.cart_version
+    from ops.messages as m
+    where m.message_id = any(%(ids)s) and m.status = 'pending' and m.claimed_at is null
+    for update
+),
+
+versions as (
+    select
+        b.*,
+        (
+            select max(e.occurred_at) from raw.cart_events as e
+            where e.cart_id = b.cart_id and e.event_id = b.cart_version
+        ) as version_at
+    from batch as b
+),
+
+exits as (
+    select
+        v.message_id,
+        case
+            when exists (
+                select 1 from raw.orders as o
+                where
+                    (o.cart_id = v.cart_id or o.customer_id = v.customer_id)
+                    and o.status = 'completed' and o.placed_at > v.version_at and o.placed_at <= %(t)s
+            ) then 'exited_order_placed'
+            when exists (
+                select 1 from raw.cart_events as e
+                where
+                    e.cart_id = v.cart_id and e.event_type = 'cart_deleted'
+                    and e.occurred_at > v.version_at and e.occurred_at <= %(t)s
+            ) then 'exited_cart_deleted'
+            when exists (
+                select 1 from raw.cart_events as e
+                where
+                    e.cart_id = v.cart_id and e.event_type = 'cart_updated'
+                    and (e.occurred_at, e.event_id) > (v.version_at, v.cart_version) and e.occurred_at <= %(t)s
+            ) then 'exited_cart_changed'
+        end as reason
+    from versions as v
+)
+
+update ops.messages as m
+set status = 'skipped', skip_reason = x.reason, updated_at = now()
+from exits as x
+where m.message_id = x.message_id and x.reason is not null
+returning m.message_id, m.skip_reason
+"""
+
+
+def claim_many_rechecked(
+    conn: psycopg.Connection, message_ids: list[uuid.UUID], worker: str, t: datetime
+) -> tuple[dict[uuid.UUID, int], dict[uuid.UUID, str]]:
+    """`claim_many` with the F2 exit re-check in the same transaction: rows whose cart had an order placed, a
+    delete or a newer version up to T become `skipped` with that reason and are not claimed. Returns
+    ({message_id: attempts} won, {message_id: exit reason} skipped). The row locks of the re-check hold the
+    batch until the claim commits, so no other run claims a row this one has just judged."""
+    if not message_ids:
+        return {}, {}
+    with conn.transaction():
+        _q(conn, "set local synchronous_commit = on")
+        exited = dict(_q(conn, _EXIT_RECHECK_SQL, {"ids": message_ids, "t": t}).fetchall())
+        rest = [m for m in message_ids if m not in exited]
+        rows = _q(
+            conn,
+            "update ops.messages set claimed_by = %s, claimed_at = now(), attempts = attempts + 1, "
+            "updated_at = now() "
+            "where message_id = any(%s) and status = 'pending' and claimed_at is null "
+            "returning message_id, attempts",
+            (worker, rest),
+        ).fetchall()
+        if exited:
+            _q(conn, "delete from ops.deferred_sends where message_id = any(%s)", (list(exited),))
+    return dict(rows), exited
+
+
+def forget_deferred(conn: psycopg.Connection, message_ids: list[uuid.UUID]) -> None:
+    """The kept decision rows (personal data) of messages that are no longer pending: deleted."""
+    if message_ids:
+        _q(
+            conn,
+            "delete from ops.deferred_sends as d using ops.messages as m "
+            "where d.message_id = m.message_id and d.message_id = any(%s) and m.status <> 'pending'",
+            (message_ids,),
+        )
 
 
 def finish_many(

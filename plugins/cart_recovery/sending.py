@@ -4,10 +4,16 @@
 2. This run's decisions — `marts.eligible_recipients` joined with `restricted.message_contents` where
    `decided_at = T` — and its holdouts (`marts.recipient_exclusions`, reason `holdout`, E8) are written to
    `ops.messages` (`on conflict (idempotency_key) do nothing`) and committed before any API call. Holdouts
-   and non-email channels (SMS and push come with F4) are recorded `skipped` with their reason.
+   are recorded `skipped` (E8). An SMS decided in the recipient's quiet hours (21:00–08:00, F4) gets
+   `send_after` = the next 08:00 there, and its decision row is kept in `ops.deferred_sends` (the marts are
+   rebuilt before it goes); every run sends the pending rows of its campaigns whose `send_after` has come
+   (<= its T), earlier runs' included.
 3. A pool of `concurrency` threads, each with its own DB connection and SendGrid client (one kept-alive
    connection per thread), takes the pending rows in batches of `claim_batch`: render the batch -> claim it
-   in one statement, committed durably -> one Mail Send request per message -> the batch's outcomes in one
+   in one statement, committed durably, after re-checking the exit conditions in the same transaction (F2:
+   an order placed, the cart deleted or changed up to T -> `skipped` with `exited_*`) -> one request per
+   message (email: Mail Send; SMS: Twilio; push: one per subscription of the customer, `sent` if any was
+   accepted) -> the batch's outcomes in one
    statement (`synchronous_commit = off`: losing it leaves claimed rows, resolved to `unknown`, never
    re-sent). Two overlapping runs never both send a message: the claim is an
    `update … where status = 'pending' and claimed_at is null`. The trade-off of batches: a crash (kill -9,
@@ -19,6 +25,10 @@
    worker). When they are spent the row goes back to unclaimed `pending` and the task fails, so Airflow's
    task retry (or a rerun of the date) sends it later; after `max_total_attempts` it becomes `failed`.
    A timeout after the request left is `unknown` and is never re-sent automatically.
+
+A `gone` answer (web push 404/410, FCM UNREGISTERED, Twilio 21610 STOP) fails the message and records the
+dead address: `ops.push_revocations` for a push subscription, an `ops.unsubscribes` row (channel sms) for
+the customer (E4), both at the run's T.
 
 A dry run (S3) renders every message and records `dry_run` rows under the `dry_run:` key namespace; it
 sends nothing and does not block a later real run.
@@ -32,9 +42,11 @@ Logs carry ids and counts only; addresses are masked (O5).
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 import random
+import re
 import socket
 import threading
 import time
@@ -47,17 +59,16 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Any
 
 import psycopg
-from psycopg.rows import dict_row
+from psycopg.rows import dict_row, tuple_row
 
 from cart_recovery import TEMPLATES_DIR, outbox
-from cart_recovery.channels import SUPPORTED_CHANNELS, mask_email, scrub
+from cart_recovery.channels import SUPPORTED_CHANNELS, SendResult, mask_email, mask_phone, scrub
 from cart_recovery.outbox import OutboxRow, idempotency_key, message_id_for
 
 if TYPE_CHECKING:
     from pathlib import Path
 
     from cart_recovery.campaigns import Campaign
-    from cart_recovery.channels.email import EmailChannel
     from cart_recovery.rendering import EmailRenderer, RenderedEmail, SenderIdentity
 
 log = logging.getLogger(__name__)
@@ -79,7 +90,7 @@ select
     e.campaign, e.step, e.channel, e.customer_id, e.cart_id, e.cart_version::text as cart_version, e.decided_at,
     e.coupon_tier, e.coupon_percent, e.coupon_code,
     e.campaign || ':' || e.step || ':' || e.cart_id || ':' || e.cart_version::text as idempotency_key,
-    c.email, c.first_name, c.locale, c.store_id, c.store_name, c.store_email, c.store_phone, c.store_address,
+    c.email, c.phone, c.first_name, c.locale, c.store_id, c.store_name, c.store_email, c.store_phone, c.store_address,
     c.store_city, c.store_region, c.store_url, c.cart_url, c.cart_value, c.currency, c.item_count,
     c.more_items_count, c.items
 from marts.eligible_recipients as e
@@ -87,11 +98,45 @@ inner join restricted.message_contents as c
     on c.campaign = e.campaign and c.step = e.step and c.cart_id = e.cart_id
     and c.cart_version::text = e.cart_version::text
 """
-_RUN_SQL = (
-    "create temp table cr_run on commit preserve rows as "
-    + SELECT_DECISIONS_SQL
-    + " where e.decided_at = %(t)s and e.campaign = any(%(campaigns)s)"
-)
+# Columns of restricted.message_contents the sender reads when the model has them (push, omnichannel:
+# docs/INTERFACES.md); a warehouse built before they existed reads nulls.
+OPTIONAL_CONTENT_COLUMNS = {"push_subscriptions": "jsonb", "device": "text"}
+
+
+def decisions_sql(conn: psycopg.Connection) -> str:
+    """SELECT_DECISIONS_SQL with the optional content columns (real or null) added."""
+    have = {
+        r[0]
+        for r in conn.cursor(row_factory=tuple_row)
+        .execute(
+            "select column_name from information_schema.columns "
+            "where table_schema = 'restricted' and table_name = 'message_contents'"
+        )
+        .fetchall()
+    }
+    extra = ", ".join(
+        f"c.{name}" if name in have else f"null::{kind} as {name}" for name, kind in OPTIONAL_CONTENT_COLUMNS.items()
+    )
+    return SELECT_DECISIONS_SQL.replace(
+        "\nfrom marts.eligible_recipients", f", {extra}\nfrom marts.eligible_recipients", 1
+    )
+
+
+_RUN_WHERE = " where e.decided_at = %(t)s and e.campaign = any(%(campaigns)s)"
+
+# F4: the zone of a store's region when the phone gives none (recipient_time_zone falls back to it)
+REGION_TIME_ZONES = {
+    "QC": "America/Toronto",
+    "ON": "America/Toronto",
+    "NB": "America/Moncton",
+    "NS": "America/Halifax",
+    "PE": "America/Halifax",
+    "NL": "America/St_Johns",
+    "MB": "America/Winnipeg",
+    "SK": "America/Regina",
+    "AB": "America/Edmonton",
+    "BC": "America/Vancouver",
+}
 
 _HOLDOUT_SQL = """
 select campaign, coalesce(step, 1) as step, customer_id, cart_id, coalesce(cart_version::text, '') as cart_version
@@ -112,12 +157,13 @@ class _Run:
     renderer: EmailRenderer
     sender: SenderIdentity
     secret: bytes
-    channel: EmailChannel | None
+    channels: dict[str, Any]  # channel name -> its sender (EmailChannel, SmsChannel, PushChannel); empty when dry
     max_attempts: int
     max_total_attempts: int
     backoff_base_s: float
     backoff_max_s: float
     fault_exit: bool
+    templates_dir: Path = TEMPLATES_DIR
     counts: Counter[str] = field(default_factory=Counter)
     dry_rows: list[OutboxRow] = field(default_factory=list)
     lock: threading.Lock = field(default_factory=threading.Lock)
@@ -168,8 +214,19 @@ def render_message(
     return renderer.render(step.template, ctx), url
 
 
-def _compose(run: _Run, row: dict[str, Any], message_id: uuid.UUID) -> dict[str, Any]:
-    """Render the message and build its Mail Send body (contract §5)."""
+def _compose(run: _Run, row: dict[str, Any], message_id: uuid.UUID) -> list[tuple[dict[str, Any], str | None]]:
+    """Render the message for its channel -> the request bodies to send, each with the push subscription it
+    goes to (None for email and SMS): one body, or one per active push subscription of the customer."""
+    channel = row.get("channel") or "email"
+    if channel == "sms":
+        return [(_compose_sms(run, row, message_id), None)]
+    if channel == "push":
+        return _compose_push(run, row, message_id)
+    return [(_compose_email(run, row, message_id), None)]
+
+
+def _compose_email(run: _Run, row: dict[str, Any], message_id: uuid.UUID) -> dict[str, Any]:
+    """Render the email and build its Mail Send body (contract §5)."""
     from cart_recovery.channels.email import build_mail
     from cart_recovery.unsubscribe import list_unsubscribe_headers
 
@@ -195,6 +252,97 @@ def _compose(run: _Run, row: dict[str, Any], message_id: uuid.UUID) -> dict[str,
         headers=list_unsubscribe_headers(url),  # M6: one-click unsubscribe (RFC 8058)
         custom_args={"message_id": str(message_id), "campaign": campaign.name, "step": str(row["step"])},
     )
+
+
+def _cart_link(row: dict[str, Any], message_id: uuid.UUID) -> str:
+    from cart_recovery.rendering.formatting import tracked_url
+
+    # M3: UTM parameters and the message id, as in the email
+    return tracked_url(
+        str(row.get("cart_url") or ""),
+        campaign=row["campaign"],
+        step=int(row["step"]),
+        channel=row["channel"],
+        message_id=str(message_id),
+    )
+
+
+def _compose_sms(run: _Run, row: dict[str, Any], message_id: uuid.UUID) -> dict[str, Any]:
+    """F4: the short text (first item, coupon, cart link, STOP) to the customer's E.164 phone."""
+    from cart_recovery.channels.sms import build_sms, is_e164, render_sms
+
+    phone = row.get("phone")
+    if not is_e164(phone):  # E2: the model only decides valid numbers; never hand Twilio a wrong one
+        raise ValueError("no valid E.164 phone in restricted.message_contents")
+    campaign = run.campaigns[row["campaign"]]
+    rendered = render_sms(
+        row,
+        cart_link=_cart_link(row, message_id),
+        sender=run.sender.name,  # CASL: the sender is named
+        default_locale=campaign.default_locale,
+        template=campaign.step_for(int(row["step"])).template,
+        templates_dir=run.templates_dir,
+    )
+    return build_sms(to=str(phone), text=rendered.text)
+
+
+def _subscriptions(row: dict[str, Any]) -> list[dict[str, Any]]:
+    subs = row.get("push_subscriptions") or []
+    if isinstance(subs, str):
+        subs = json.loads(subs)
+    return [s for s in subs if isinstance(s, dict)]
+
+
+def _compose_push(run: _Run, row: dict[str, Any], message_id: uuid.UUID) -> list[tuple[dict[str, Any], str]]:
+    """F4: one notification, sent to every active subscription the model chose for the customer (web push
+    with VAPID, or FCM for a device token)."""
+    from cart_recovery.channels.push import build_fcm_message, build_web_push, render_push
+
+    campaign = run.campaigns[row["campaign"]]
+    subs = _subscriptions(row)
+    if not subs:
+        raise ValueError("no active push subscription in restricted.message_contents")
+    # a later notification about the same cart replaces this one on the device
+    tag = "cart-" + re.sub(r"[^A-Za-z0-9_-]", "_", str(row["cart_id"]))
+    payload = render_push(
+        row,
+        cart_link=_cart_link(row, message_id),
+        default_locale=campaign.default_locale,
+        tag=tag,
+        template=campaign.step_for(int(row["step"])).template,
+        templates_dir=run.templates_dir,
+    )
+    out: list[tuple[dict[str, Any], str]] = []
+    for sub in subs:
+        kind = str(sub.get("kind") or sub.get("subscription_kind") or "web")
+        if kind == "web":
+            endpoint = str(sub.get("endpoint") or "")
+            body = build_web_push(
+                endpoint=endpoint,
+                p256dh=str(sub.get("p256dh") or ""),
+                auth=str(sub.get("auth") or ""),
+                payload=payload,
+                topic=tag[:32],
+            )
+        else:  # ios / android (contract §2) or 'fcm': the endpoint is the device token
+            endpoint = str(sub.get("token") or sub.get("endpoint") or "")
+            body = build_fcm_message(
+                token=endpoint,
+                payload=payload,
+                kind=kind if kind in ("ios", "android") else "android",
+                data={"message_id": str(message_id), "campaign": campaign.name},  # ids only, never PII
+            )
+        out.append((body, endpoint))
+    return out
+
+
+def _address(row: dict[str, Any]) -> str:
+    """The recipient, masked for a log line (O5)."""
+    if row.get("channel") == "sms":
+        return mask_phone(row.get("phone"))
+    if row.get("channel") == "push":
+        return f"{len(_subscriptions(row))} push subscription(s) of {row['customer_id']}"
+    return mask_email(row.get("email"))
 
 
 def _backoff(run: _Run, attempt: int, retry_after_s: float | None) -> float:
@@ -230,12 +378,13 @@ def _render_error(exc: Exception) -> str:
 
 
 def _process_batch(run: _Run, rows: list[dict[str, Any]]) -> None:
-    """A worker's batch (`claim_batch` messages): render them all, claim them in one durable commit, send them
-    one by one with retries, record their outcomes in one commit. A crash mid-batch leaves the batch claimed,
-    hence `unknown` after the stale threshold — never sent twice (outbox.py, "batches")."""
+    """A worker's batch (`claim_batch` messages): render them all, claim them in one durable commit (after the
+    F2 exit re-check, in the same transaction), send them one by one with retries, record their outcomes in
+    one commit. A crash mid-batch leaves the batch claimed, hence `unknown` after the stale threshold — never
+    sent twice (outbox.py, "batches")."""
     conn = run.conn()
     # 1. render ahead: nothing is claimed or sent yet, and the claim-to-send window stays short
-    bodies: dict[uuid.UUID, dict[str, Any]] = {}
+    bodies: dict[uuid.UUID, list[tuple[dict[str, Any], str | None]]] = {}
     render_errors: dict[uuid.UUID, str] = {}
     for row in rows:
         mid = row["message_id"]
@@ -250,16 +399,21 @@ def _process_batch(run: _Run, rows: list[dict[str, Any]]) -> None:
                 row["customer_id"],
                 scrub(str(exc))[:200],
             )
-    # 2. claim (S2: committed with synchronous_commit on, before any API call of the batch)
-    won = outbox.claim_many(conn, [r["message_id"] for r in rows], run.worker_id)
-    if len(won) < len(rows):
-        run.count("claimed_elsewhere", len(rows) - len(won))  # another run has them or finished them (E6)
+    # 2. F2 exit re-check + claim, one transaction (S2: committed with synchronous_commit on, before any API
+    # call of the batch)
+    won, exited = outbox.claim_many_rechecked(conn, [r["message_id"] for r in rows], run.worker_id, run.decided_at)
+    for reason in exited.values():
+        run.count(reason)
+    if len(won) + len(exited) < len(rows):
+        # another run has them or finished them (E6)
+        run.count("claimed_elsewhere", len(rows) - len(won) - len(exited))
     untried = [r for r in rows if r["message_id"] in won]
     untried.reverse()  # popped from the end, in worklist order
     outcomes: list[outbox.Outcome] = []
 
     def flush() -> None:
         outbox.finish_many(conn, run.worker_id, outcomes)
+        outbox.forget_deferred(conn, [o[0] for o in outcomes])
         outcomes.clear()
 
     try:
@@ -270,7 +424,7 @@ def _process_batch(run: _Run, rows: list[dict[str, Any]]) -> None:
                 outcomes.append((mid, "failed", None, render_errors[mid]))
                 run.count("failed")
                 continue
-            outcome = _send_with_retries(run, conn, row, bodies.pop(mid), untried, flush)
+            outcome = _deliver(run, conn, row, bodies.pop(mid), untried, flush)
             if outcome is not None:
                 outcomes.append(outcome)
     finally:
@@ -287,34 +441,17 @@ def _send_with_retries(
     body: dict[str, Any],
     waiting: list[dict[str, Any]],
     flush: Callable[[], None],
-) -> outbox.Outcome | None:
-    """One message of a claimed batch: send with retries. Returns its outcome for `finish_many`, or None when
-    it was released back to pending (retries spent in this run)."""
-    assert run.channel is not None
+) -> tuple[SendResult, int]:
+    """One request of a claimed message, retried in this run on 429, 5xx and "never left" (S2). Returns the
+    final result — a `retry` one when this run's attempts are spent — and the attempts made."""
+    channel = run.channels[row["channel"]]
     mid: uuid.UUID = row["message_id"]
     attempt = 1
     while True:
         _wait_gate(run)
-        result = run.channel.send(body)
-        if result.outcome == "accepted":
-            if run.fault_exit:
-                os._exit(70)  # test-only: die between the API call and the outbox update
-            run.count("sent")
-            return (mid, "sent", result.provider_message_id, None)
-        if result.outcome == "rejected":
-            log.warning("message %s rejected to %s: %s", mid, mask_email(row["email"]), result.error)
-            run.count("failed")
-            return (mid, "failed", None, result.error or "rejected")
-        if result.outcome == "unknown":
-            log.warning("message %s outcome unknown (not re-sent): %s", mid, result.error)
-            run.count("unknown")
-            return (mid, "unknown", None, result.error or "no answer")
-        # retry: 429, 5xx, or the request never left
-        if attempt >= run.max_attempts:
-            status = outbox.release(conn, mid, run.worker_id, result.error or "retry", run.max_total_attempts)
-            log.warning("message %s: %d attempts in this run, last %s -> %s", mid, attempt, result.error, status)
-            run.count("pending" if status == "pending" else status)
-            return None
+        result: SendResult = channel.send(body)
+        if result.outcome != "retry" or attempt >= run.max_attempts:
+            return result, attempt
         delay = _backoff(run, attempt, result.retry_after_s)
         if result.status_code == 429:
             with run.lock:  # rate limited: every worker waits, not only this one
@@ -328,6 +465,77 @@ def _send_with_retries(
         outbox.refresh_claims(conn, [r["message_id"] for r in waiting], run.worker_id)
 
 
+def _record_gone(run: _Run, conn: psycopg.Connection, row: dict[str, Any], endpoint: str | None) -> None:
+    """The address is dead for good (docs/CHANNELS.md): a push subscription is revoked (E2: only active ones
+    are chosen), a number that replied STOP is suppressed for SMS (E4) — from the run's T on, so a replay of
+    an earlier date decides as it did."""
+    if row["channel"] == "push" and endpoint:
+        conn.execute(
+            "insert into ops.push_revocations (endpoint, customer_id, revoked_at, reason) values (%s, %s, %s, %s) "
+            "on conflict (endpoint) do nothing",
+            (endpoint, row["customer_id"], run.decided_at, "gone"),
+        )
+        run.count("push_revoked")
+    elif row["channel"] == "sms":
+        conn.execute(
+            "insert into ops.unsubscribes (customer_id, channel, recorded_at, source) values (%s, 'sms', %s, %s) "
+            "on conflict do nothing",
+            (row["customer_id"], run.decided_at, "twilio_stop"),
+        )
+        run.count("sms_suppressed")
+
+
+def _deliver(
+    run: _Run,
+    conn: psycopg.Connection,
+    row: dict[str, Any],
+    deliveries: list[tuple[dict[str, Any], str | None]],
+    waiting: list[dict[str, Any]],
+    flush: Callable[[], None],
+) -> outbox.Outcome | None:
+    """Send a claimed message: its one request, or one per push subscription. Returns its outcome for
+    `finish_many`, or None when it was released back to pending (retries spent in this run, none accepted).
+
+    Several push subscriptions make one message: `sent` when any accepted it (never re-sent: the others may
+    have shown it), else `unknown` when any answer is missing, else back to pending when any is to be
+    retried, else `failed`."""
+    mid: uuid.UUID = row["message_id"]
+    accepted: list[str] = []
+    errors: list[str] = []
+    unknown = retry = False
+    for body, endpoint in deliveries:
+        result, attempts = _send_with_retries(run, conn, row, body, waiting, flush)
+        if result.outcome == "accepted":
+            if run.fault_exit:
+                os._exit(70)  # test-only: die between the API call and the outbox update
+            accepted.append(result.provider_message_id or "")
+            continue
+        errors.append(result.error or result.outcome)
+        if result.outcome == "gone":
+            log.warning("message %s: %s is gone: %s", mid, _address(row), result.error)
+            _record_gone(run, conn, row, endpoint)
+        elif result.outcome == "rejected":
+            log.warning("message %s rejected to %s: %s", mid, _address(row), result.error)
+        elif result.outcome == "unknown":
+            log.warning("message %s outcome unknown (not re-sent): %s", mid, result.error)
+            unknown = True
+        else:
+            log.warning("message %s: %d attempts in this run, last %s", mid, attempts, result.error)
+            retry = True
+    if accepted:
+        run.count("sent")
+        return (mid, "sent", ",".join(a for a in accepted if a) or None, "; ".join(errors)[:1000] or None)
+    if unknown:
+        run.count("unknown")
+        return (mid, "unknown", None, "; ".join(errors)[:1000] or "no answer")
+    if retry:
+        status = outbox.release(conn, mid, run.worker_id, "; ".join(errors)[:1000], run.max_total_attempts)
+        run.count("pending" if status == "pending" else status)
+        return None
+    run.count("failed")
+    return (mid, "failed", None, "; ".join(errors)[:1000] or "rejected")
+
+
 def _outbox_row(
     row: dict[str, Any],
     decided_at: datetime,
@@ -335,6 +543,7 @@ def _outbox_row(
     status: str,
     skip_reason: str | None = None,
     last_error: str | None = None,
+    send_after: datetime | None = None,
 ) -> OutboxRow:
     return OutboxRow(
         idempotency_key=key,
@@ -349,7 +558,19 @@ def _outbox_row(
         status=status,
         skip_reason=skip_reason,
         last_error=last_error,
+        send_after=send_after,
     )
+
+
+def quiet_hours_send_after(row: dict[str, Any], t: datetime) -> datetime | None:
+    """F4: for an SMS decided at T in the recipient's quiet hours (21:00–08:00 in the phone's zone, else the
+    store's region's), the next 08:00 there; else None (send now)."""
+    if row.get("channel") != "sms":
+        return None
+    from cart_recovery.channels.sms import quiet_hours_deferral
+
+    region = str(row.get("store_region") or "").upper()
+    return quiet_hours_deferral(t, row.get("phone"), REGION_TIME_ZONES.get(region))
 
 
 def _decision_rows(
@@ -359,7 +580,8 @@ def _decision_rows(
     rows: list[OutboxRow] = []
     decisions = unsupported = 0
     for r in conn.execute(
-        "select campaign, step, channel, customer_id, cart_id, cart_version, coupon_code, idempotency_key from cr_run"
+        "select campaign, step, channel, customer_id, cart_id, cart_version, coupon_code, idempotency_key, phone, "
+        "store_region from cr_run"
     ).fetchall():
         decisions += 1
         key = outbox.DRY_RUN_PREFIX + r["idempotency_key"] if dry_run else r["idempotency_key"]
@@ -367,7 +589,7 @@ def _decision_rows(
             unsupported += 1
             rows.append(_outbox_row(r, decided_at, key, "skipped", "channel_not_supported"))
         elif not dry_run:
-            rows.append(_outbox_row(r, decided_at, key, "pending"))
+            rows.append(_outbox_row(r, decided_at, key, "pending", send_after=quiet_hours_send_after(r, decided_at)))
     holdouts = 0
     if conn.execute("select to_regclass('marts.recipient_exclusions')").fetchone()["to_regclass"]:
         for r in conn.execute(_HOLDOUT_SQL, {"t": decided_at, "campaigns": list(campaigns)}).fetchall():
@@ -380,27 +602,19 @@ def _decision_rows(
 
 
 def _worklist(
-    conn: psycopg.Connection, dry_run: bool, workers: int, claim_batch: int, fetch: int = 2000
+    conn: psycopg.Connection, total: int, channels: list[str], workers: int, claim_batch: int, fetch: int = 2000
 ) -> Iterable[list[dict[str, Any]]]:
-    """Rows to send (pending, unclaimed) or, in a dry run, every email row, in batches for the workers;
-    streamed with a server-side cursor. A small run is cut finer, so every worker gets a share.
+    """Rows to send (pending, unclaimed, `send_after` null or come by T) or, in a dry run, every row of a
+    supported channel, in batches for the workers; streamed with a server-side cursor. A small run is cut
+    finer, so every worker gets a share. Besides this run's decisions, earlier runs' deferred rows (F4) of
+    the same campaigns, with the decision row they kept.
 
-    The join is materialised first: a cursor's fast-start plan chose a nested loop over the two tables,
-    quadratic in the run's size (measured: 4 s per 500 rows at 10k messages).
+    The join is materialised first (`_materialise_work`): a cursor's fast-start plan chose a nested loop over
+    the two tables, quadratic in the run's size (measured: 4 s per 500 rows at 10k messages).
     """
-    conn.execute("drop table if exists cr_work")
-    if dry_run:
-        sql = "create temp table cr_work as select r.* from cr_run as r where r.channel = any(%s)"
-    else:
-        sql = (
-            "create temp table cr_work as select r.*, m.message_id from cr_run as r "
-            "inner join ops.messages as m using (idempotency_key) "
-            "where r.channel = any(%s) and m.status = 'pending' and m.claimed_at is null"
-        )
-    total = conn.execute(sql, (list(SUPPORTED_CHANNELS),)).rowcount
     size = max(1, min(claim_batch, -(-total // workers)))
     with conn.cursor(name="cr_worklist", row_factory=dict_row) as cur:
-        cur.execute("select * from cr_work")
+        cur.execute("select * from cr_work where channel = any(%s)", (channels,))
         while True:
             chunk = cur.fetchmany(fetch)
             if not chunk:
@@ -408,6 +622,62 @@ def _worklist(
             for i in range(0, len(chunk), size):
                 yield chunk[i : i + size]
     conn.execute("drop table if exists cr_work")
+
+
+def _materialise_work(conn: psycopg.Connection, t: datetime, campaigns: list[str], dry_run: bool) -> dict[str, int]:
+    """cr_work: what this run may send (see `_worklist`); returns its row count by channel."""
+    conn.execute("drop table if exists cr_work")
+    params = {"t": t, "campaigns": campaigns, "channels": list(SUPPORTED_CHANNELS)}
+    if dry_run:
+        conn.execute(
+            "create temp table cr_work as select r.* from cr_run as r where r.channel = any(%(channels)s)", params
+        )
+    else:
+        conn.execute(
+            "create temp table cr_work as select r.*, m.message_id from cr_run as r "
+            "inner join ops.messages as m using (idempotency_key) "
+            "where r.channel = any(%(channels)s) and m.status = 'pending' and m.claimed_at is null "
+            "and (m.send_after is null or m.send_after <= %(t)s) "
+            # F4: earlier runs' rows deferred to quiet hours' end, when that has come by T
+            "union all "
+            "select (jsonb_populate_record(null::cr_run, d.decision)).*, m.message_id "
+            "from ops.messages as m inner join ops.deferred_sends as d using (message_id) "
+            "where m.status = 'pending' and m.claimed_at is null and m.send_after <= %(t)s "
+            "and m.decided_at <> %(t)s and m.campaign = any(%(campaigns)s) and m.channel = any(%(channels)s)",
+            params,
+        )
+    return {
+        r["channel"]: r["n"] for r in conn.execute("select channel, count(*) as n from cr_work group by 1").fetchall()
+    }
+
+
+def _channel_senders(
+    needed: list[str], sendgrid_conn_id: str, timeout_s: float | None
+) -> tuple[dict[str, Any], dict[str, str]]:
+    """A sender per channel with messages to send, from its connections (contract §1). A channel that is not
+    configured is reported, not fatal: its messages stay pending (the run then fails, a retry sends them)."""
+    senders: dict[str, Any] = {}
+    missing: dict[str, str] = {}
+    for name in needed:
+        try:
+            if name == "email":
+                from cart_recovery.channels.email import EmailChannel, sendgrid_settings
+
+                senders[name] = EmailChannel(sendgrid_settings(sendgrid_conn_id), timeout_s=timeout_s)
+            elif name == "sms":
+                from cart_recovery.channels.sms import SmsChannel, twilio_settings
+
+                senders[name] = SmsChannel(twilio_settings(), timeout_s=timeout_s)
+            elif name == "push":
+                from cart_recovery.channels.push import PushChannel
+
+                push = PushChannel.from_connections(timeout_s=timeout_s)
+                if push.web is None and push.fcm is None:
+                    raise RuntimeError("neither webpush_default nor fcm_default is configured")
+                senders[name] = push
+        except Exception as exc:
+            missing[name] = scrub(str(exc))[:300]
+    return senders, missing
 
 
 def send_messages(
@@ -439,11 +709,6 @@ def send_messages(
     started = time.monotonic()
     by_name = {c.name: c for c in campaigns}
     info = conninfo(conn_id)
-    channel = None
-    if not dry_run:
-        from cart_recovery.channels.email import EmailChannel, sendgrid_settings
-
-        channel = EmailChannel(sendgrid_settings(sendgrid_conn_id), timeout_s=request_timeout_s)
     run = _Run(
         decided_at=decided_at,
         dry_run=dry_run,
@@ -453,13 +718,15 @@ def send_messages(
         renderer=EmailRenderer(templates_dir),
         sender=sender_identity(),
         secret=unsubscribe_secret(),
-        channel=channel,
+        channels={},
         max_attempts=max_attempts,
         max_total_attempts=max_total_attempts,
         backoff_base_s=backoff_base_s,
         backoff_max_s=backoff_max_s,
         fault_exit=os.environ.get(FAULT_EXIT_ENV) == "1",
+        templates_dir=templates_dir,
     )
+    not_configured: dict[str, int] = {}
     with psycopg.connect(info, row_factory=dict_row) as conn:
         ensure_schema(conn)
         stale = outbox.resolve_stale_claims(conn, stale_after)
@@ -467,19 +734,32 @@ def send_messages(
             log.info("no campaigns to send for %s", decided_at.isoformat())
             return {"decided_at": decided_at.isoformat(), "dry_run": dry_run, "decisions": 0, "outcomes": {}}
         conn.execute("drop table if exists cr_run")
-        conn.execute(_RUN_SQL, {"t": decided_at, "campaigns": list(by_name)})
+        run_sql = "create temp table cr_run on commit preserve rows as " + decisions_sql(conn) + _RUN_WHERE
+        conn.execute(run_sql, {"t": decided_at, "campaigns": list(by_name)})
         conn.execute("analyze cr_run")  # temp tables get no statistics otherwise: the worklist join needs them
         rows, decisions, unsupported, holdouts = _decision_rows(conn, decided_at, by_name, dry_run)
         new = outbox.record(conn, rows)  # committed before any API call (S2)
+        deferred = 0
+        if not dry_run:
+            # F4: what a deferred message needs when its hour comes, kept with its key (the marts move on)
+            deferred = conn.execute(
+                "insert into ops.deferred_sends (message_id, decision) "
+                "select m.message_id, to_jsonb(r) from cr_run as r "
+                "inner join ops.messages as m using (idempotency_key) "
+                "where m.status = 'pending' and m.send_after > %s on conflict (message_id) do nothing",
+                (decided_at,),
+            ).rowcount
+            conn.commit()
         if unsupported:
-            log.info("%d message(s) on channels not supported yet (SMS, push: F4): recorded skipped", unsupported)
+            log.info("%d message(s) on channels not supported: recorded skipped", unsupported)
         log.info(
-            "run %s, T=%s: %d decisions, %d holdouts, %d new outbox rows%s",
+            "run %s, T=%s: %d decisions, %d holdouts, %d new outbox rows, %d deferred to quiet hours' end%s",
             run_id,
             decided_at.isoformat(),
             decisions,
             holdouts,
             new,
+            deferred,
             " (dry run)" if dry_run else "",
         )
 
@@ -501,8 +781,19 @@ def send_messages(
             finally:
                 in_flight.release()
 
+        by_channel = _materialise_work(conn, decided_at, list(by_name), dry_run)
+        sendable = sorted(by_channel)
+        if not dry_run:
+            run.channels, missing = _channel_senders(sendable, sendgrid_conn_id, request_timeout_s)
+            for name, why in missing.items():
+                # left pending, unclaimed: the task fails and its retry (or a rerun) sends them once configured
+                log.error("%d %s message(s) not sent: channel not configured: %s", by_channel[name], name, why)
+                not_configured[name] = by_channel[name]
+                run.count("pending", by_channel[name])
+            sendable = sorted(run.channels)
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
-            for batch in _worklist(conn, dry_run, workers, max(claim_batch, 1)):
+            total = sum(by_channel.get(c, 0) for c in sendable)
+            for batch in _worklist(conn, total, sendable, workers, max(claim_batch, 1)):
                 in_flight.acquire()
                 pool.submit(task, batch)
         conn.commit()
@@ -520,6 +811,8 @@ def send_messages(
         "decisions": decisions,
         "holdouts": holdouts,
         "stale_claims_resolved": stale,
+        "deferred": deferred,
+        "channels_not_configured": not_configured,
         "this_run": dict(sorted(run.counts.items())),
         "outbox": outbox_counts,
         "seconds": round(elapsed, 2),

@@ -16,7 +16,7 @@ from cart_recovery.campaigns import load_campaigns
 from cart_recovery.devtools import sender_fixtures as fx
 from cart_recovery.devtools.sendgrid_standin import SendGridStandin
 from cart_recovery.outbox import OutboxRow, idempotency_key, message_id_for, run_summary
-from cart_recovery.sending import send_messages
+from cart_recovery.sending import SendIncomplete, send_messages
 from cart_recovery.unsubscribe import verify
 
 T = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
@@ -199,12 +199,17 @@ def test_e8_holdouts_are_recorded_skipped_and_never_sent(marts, standin, campaig
     assert [a.to[0] for a in standin.accepted] == ["alice@mail.example"]
 
 
-def test_non_email_channels_are_skipped_with_a_reason(marts, standin, campaigns) -> None:
+def test_an_sms_without_its_connection_stays_pending_and_email_still_goes(marts, standin, campaigns) -> None:
+    """F4: SMS is wired in; with no twilio_default connection its message is neither sent nor lost — left
+    pending for the task's retry — while the run's emails go out."""
     fx.add_recipient(marts, "texter", T, channel="sms")
     fx.add_recipient(marts, "alice", T)
-    send_messages(T, "run-1", campaigns)
-    got = marts.execute("select customer_id, status, skip_reason from ops.messages order by 1").fetchall()
-    assert got == [("alice", "sent", None), ("texter", "skipped", "channel_not_supported")]
+    with pytest.raises(SendIncomplete) as info:
+        send_messages(T, "run-1", campaigns)
+    assert info.value.counts["channels_not_configured"] == {"sms": 1}
+    got = marts.execute("select customer_id, status, claimed_at from ops.messages order by 1").fetchall()
+    assert [(c, s) for c, s, _ in got] == [("alice", "sent"), ("texter", "pending")]
+    assert got[1][2] is None, "never claimed"
 
 
 def test_s3_dry_run_renders_and_records_without_sending_then_a_real_run_sends(marts, standin, campaigns) -> None:

@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 from urllib.parse import parse_qsl, unquote, urlsplit
 
-SUPPORTED_CHANNELS = frozenset({"email"})
+SUPPORTED_CHANNELS = frozenset({"email", "sms", "push"})  # wired into sending.py (F4)
 
 Outcome = Literal["accepted", "rejected", "retry", "unknown", "gone"]
 
