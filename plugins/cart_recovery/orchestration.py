@@ -37,33 +37,53 @@ def evaluation_time(context: Any) -> datetime:
     return end
 
 
+# Which (campaign, step) pairs a build decides (the dbt var `decision_scope`, /work/briefs/followups.md):
+# `daily` — step 1 of the `daily` campaigns (cart_recovery_daily, the backfill); `followups` — every due step
+# of the `hourly` campaigns and steps >= 2 of the `daily` ones (cart_recovery_followups, contract §3).
+SCOPES = ("daily", "followups")
+
+
+def in_scope(campaign: Any, scope: str = "daily") -> bool:
+    """Whether a campaign has steps the scope's DAG decides."""
+    if scope == "followups":
+        return campaign.cadence == "hourly" or (campaign.cadence == "daily" and len(campaign.steps) > 1)
+    return campaign.cadence == "daily"
+
+
 def campaigns_for(context: Any, cadence: str = "daily") -> list[Any]:
-    """The enabled campaigns of `cadence`, optionally narrowed by the run's `campaigns` param."""
+    """The enabled campaigns of a scope (`daily`, or `followups`; a cadence name is the daily scope's old
+    spelling), optionally narrowed by the run's `campaigns` param."""
     from cart_recovery.campaigns import load_campaigns
 
+    scope = "followups" if cadence in ("followups", "hourly") else "daily"
     wanted = set((context.get("params") or {}).get("campaigns") or [])
-    chosen = [c for c in load_campaigns() if c.enabled and c.cadence == cadence and (not wanted or c.name in wanted)]
+    chosen = [c for c in load_campaigns() if c.enabled and in_scope(c, scope) and (not wanted or c.name in wanted)]
     unknown = wanted - {c.name for c in chosen}
     if unknown:
-        raise ValueError(f"param campaigns names campaigns that are not enabled {cadence} campaigns: {sorted(unknown)}")
+        raise ValueError(f"param campaigns names campaigns that are not enabled {scope} campaigns: {sorted(unknown)}")
     return chosen
 
 
-def dbt_vars(context: Any) -> dict[str, Any]:
-    """The vars every model of a run sees: T and the campaigns' parameters (docs/INTERFACES.md)."""
+def dbt_vars(context: Any, scope: str = "daily") -> dict[str, Any]:
+    """The vars every model of a run sees: T, the scope and the campaigns' parameters (docs/INTERFACES.md)."""
     from cart_recovery.campaigns import to_dbt_vars
 
-    campaigns = to_dbt_vars(campaigns_for(context))
+    campaigns = to_dbt_vars(campaigns_for(context, scope))
     lookback = (context.get("params") or {}).get("lookback_days")
     if lookback is not None:  # O3: the phase-1 backfill looks back `lookback_days` instead of one day
         for c in campaigns:
             c["max_cart_age_hours"] = int(lookback) * 24
-    return {"evaluation_time": evaluation_time(context).isoformat(), "campaigns": campaigns}
+    return {"evaluation_time": evaluation_time(context).isoformat(), "decision_scope": scope, "campaigns": campaigns}
 
 
 def set_dbt_vars(context: Any, operator: Any) -> None:
     """A cosmos interceptor: sets the run's vars on each dbt task just before its command is built."""
     operator.vars = dbt_vars(context)
+
+
+def set_followups_dbt_vars(context: Any, operator: Any) -> None:
+    """`set_dbt_vars` for cart_recovery_followups: the followups scope (a module function, like the daily one)."""
+    operator.vars = dbt_vars(context, "followups")
 
 
 # The attribution models (A2–A4) are built by cart_recovery_attribution only: the decision path leaves them out.
@@ -133,14 +153,16 @@ def assign_coupons(context: Any) -> dict[str, Any]:
         return allocate(conn, evaluation_time(context))
 
 
-def send_messages(context: Any) -> dict[str, Any]:
+def send_messages(context: Any, scope: str = "daily") -> dict[str, Any]:
+    """Every channel (email, SMS, push), quiet hours honoured: this run's decisions and the earlier runs'
+    deferred SMS whose 08:00 has come by T (F4), each after the exit re-check (F2)."""
     from cart_recovery.sending import send_messages as send
 
     params = context.get("params") or {}
     return send(
         decided_at=evaluation_time(context),
         run_id=context["run_id"],
-        campaigns=campaigns_for(context),
+        campaigns=campaigns_for(context, scope),
         dry_run=bool(params.get("dry_run", False)),
     )
 
@@ -168,11 +190,20 @@ def summarize_run(context: Any) -> dict[str, Any]:
             "select count(*), count(*) filter (where is_targetable) from marts.abandoned_carts"
         ).fetchone()
         alerts = conn.execute("select kind, count(*) from ops.alerts where decided_at = %s group by 1", (t,)).fetchall()
+        # F1: what each step did on each channel in this run (deferred SMS of earlier runs count where sent)
+        by_step = dict(
+            conn.execute(
+                "select campaign || ':' || step || ':' || channel || ':' || status, count(*) from ops.messages "
+                "where decided_at = %s and idempotency_key not like 'dry\\_run:%%' group by 1 order by 1",
+                (t,),
+            ).fetchall()
+        )
     summary = {
         "evaluation_time": t.isoformat(),
         "abandoned_carts": carts[0],
         "targetable_carts": carts[1],
         "messages_by_outcome": outcomes,
+        "messages_by_step_and_channel": by_step,
         "exclusions_by_reason": reasons,
         "alerts": dict(alerts),
     }
@@ -189,18 +220,29 @@ def load_landing_files() -> dict[str, Any]:
     return run_ingest()
 
 
-def build_decide_and_send() -> None:
-    """The chain shared by the daily and backfill DAGs, created inside the calling DAG's context:
-    load_landing_files >> build_models >> assign_coupons >> send_messages >> summarize_run."""
+def build_decide_and_send(scope: str = "daily") -> None:
+    """The chain shared by the daily, backfill and followups DAGs, created inside the calling DAG's context:
+    load_landing_files >> build_models >> assign_coupons >> send_messages >> summarize_run.
+    `scope` (SCOPES) says which steps the build decides and which campaigns the run sends."""
     from airflow.sdk import get_current_context, task
 
-    def in_context(fn: Any) -> Any:
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
+
+    def in_context(fn: Any, **kwargs: Any) -> Any:
         def run() -> dict[str, Any]:
-            return fn(get_current_context())
+            return fn(get_current_context(), **kwargs)
 
         run.__name__ = fn.__name__
         run.__doc__ = fn.__doc__
         return task(task_id=fn.__name__)(run)()
 
+    interceptor = set_followups_dbt_vars if scope == "followups" else set_dbt_vars
     load = task(task_id="load_landing_files")(load_landing_files)()
-    load >> dbt_task_group() >> in_context(assign_coupons) >> in_context(send_messages) >> in_context(summarize_run)
+    (
+        load
+        >> dbt_task_group(interceptor=interceptor)
+        >> in_context(assign_coupons)
+        >> in_context(send_messages, scope=scope)
+        >> in_context(summarize_run)
+    )

@@ -10,7 +10,13 @@ import pytest
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((PROJECT / "dags").glob("*.py"))
-CONTRACT_DAGS = {"cart_recovery_ingest", "cart_recovery_daily", "cart_recovery_backfill", "cart_recovery_attribution"}
+CONTRACT_DAGS = {
+    "cart_recovery_ingest",
+    "cart_recovery_daily",
+    "cart_recovery_backfill",
+    "cart_recovery_attribution",
+    "cart_recovery_followups",
+}
 
 
 @pytest.fixture(scope="module")

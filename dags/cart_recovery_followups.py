@@ -1,0 +1,48 @@
+"""
+### cart_recovery_followups
+
+Every hour (America/Toronto), deciding at T = the run's data-interval end (contract §3): the steps that are
+due — every step of the `hourly` campaigns (first steps included) and the follow-up steps (≥ 2) of the
+`daily` ones (F1):
+
+1. `load_landing_files` — new landing files into `raw`;
+2. `build_models` — the dbt project with `decision_scope=followups`: which step is due for each cart version,
+   on which channel (F3), and why not (exits, engagement, no allowed channel — one reason each, E9);
+3. `assign_coupons` — codes for the steps that carry one (C1–C3);
+4. `send_messages` — email, SMS and push through the outbox, exactly once (E6): the exit conditions are
+   checked again in the transaction that claims each message (F2), an SMS decided in the recipient's quiet
+   hours waits for 08:00 there and the run whose T has reached it sends it (F4);
+5. `summarize_run` — counts by step, channel and outcome, no personal data.
+
+Re-running an hour reproduces its decisions (O2) and sends nothing twice. Params: `dry_run` (S3),
+`campaigns` (narrow the run).
+"""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pendulum
+from airflow.sdk import dag
+from airflow.timetables.trigger import CronTriggerTimetable
+
+from cart_recovery import orchestration
+
+
+@dag(
+    dag_id="cart_recovery_followups",
+    # a one-hour data interval ending on the hour: consecutive runs meet
+    schedule=CronTriggerTimetable("0 * * * *", timezone="America/Toronto", interval=timedelta(hours=1)),
+    start_date=pendulum.datetime(2026, 1, 1, tz="America/Toronto"),
+    catchup=False,
+    max_active_runs=1,
+    doc_md=__doc__,
+    default_args={"retries": 2, "retry_delay": timedelta(minutes=2)},
+    params=orchestration.run_params(),
+    tags=["cart_recovery"],
+)
+def cart_recovery_followups():
+    orchestration.build_decide_and_send(scope="followups")
+
+
+cart_recovery_followups()
