@@ -299,3 +299,19 @@ begin
     end if;
 end
 $$;
+
+-- F5 / E6: the retargeting export's outbox (cart_recovery.retargeting). One row per audience change,
+-- idempotency_key = 'retargeting:<customer_id>:<joined_at>:<add|remove>', recorded before the run's files
+-- are written; a rerun of the same T rewrites the same files from these rows and inserts nothing twice.
+create table if not exists ops.audience_changes (
+    idempotency_key text primary key,
+    customer_id text not null,
+    change text not null check (change in ('add', 'remove')),
+    email_sha256 text not null,
+    joined_at timestamptz not null,
+    decided_at timestamptz not null,
+    status text not null check (status in ('pending', 'exported')),
+    exported_at timestamptz,
+    file_name text
+);
+create index if not exists audience_changes_decided_idx on ops.audience_changes (decided_at);

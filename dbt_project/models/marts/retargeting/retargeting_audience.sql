@@ -10,7 +10,9 @@ final as (
         customer_id,
         email_sha256,
         joined_at,
-        leaves_at
+        leaves_at,
+        -- T of this build: the export refuses a table built for another T (the DAGs share the marts)
+        {{ evaluation_time() }} as evaluated_at
     from memberships
     where
         joined_at <= {{ evaluation_time() }}
