@@ -239,10 +239,9 @@ def build_decide_and_send(scope: str = "daily") -> None:
 
     interceptor = set_followups_dbt_vars if scope == "followups" else set_dbt_vars
     load = task(task_id="load_landing_files")(load_landing_files)()
-    (
-        load
-        >> dbt_task_group(interceptor=interceptor)
-        >> in_context(assign_coupons)
-        >> in_context(send_messages, scope=scope)
-        >> in_context(summarize_run)
-    )
+    build = dbt_task_group(interceptor=interceptor)
+    load >> build >> in_context(assign_coupons) >> in_context(send_messages, scope=scope) >> in_context(summarize_run)
+    if scope == "daily":  # F5: the retargeting export, beside the send (its failure never blocks a message)
+        from cart_recovery.retargeting import export_retargeting_audience
+
+        build >> in_context(export_retargeting_audience)
