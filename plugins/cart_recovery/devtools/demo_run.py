@@ -1,10 +1,13 @@
-"""The README's main command (`make demo`): a demo bookstore cooperative, its daily run end to end, and
-emails you can open.
+"""The README's main command (`make demo`): a demo bookstore cooperative, its daily run end to end, emails
+you can open, the customers' responses and the performance report.
 
 Steps: find or start a local PostgreSQL; create a fresh `cart_recovery_demo` database; prepare Airflow with
 SQLite metadata in `.airflow/home`; generate the demo shop into `var/landing`; start the local SendGrid
-stand-in (writes `var/outbox/*.eml` and `*.html`); run `airflow dags test cart_recovery_daily <T>`; print
-what happened. Everything is local; nothing reaches the internet.
+stand-in (writes `var/outbox/*.eml` and `*.html`); run `airflow dags test cart_recovery_daily <T>`; simulate
+the customers' responses to the messages sent (`cart_recovery.demo.responses`: SendGrid events and orders
+within 24 h, as landing files); run `airflow dags test cart_recovery_attribution <T'>` with T' the next
+day's 10:00 America/Toronto; write the static report (`var/report/index.html`, A5); print what happened.
+Everything is local; nothing reaches the internet.
 """
 
 from __future__ import annotations
@@ -16,8 +19,9 @@ import shutil
 import subprocess
 import sys
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 from cart_recovery import PROJECT_DIR
 from cart_recovery.devtools.local_pg import create_database, ensure_local_postgres
@@ -25,6 +29,30 @@ from cart_recovery.devtools.sendgrid_standin import standin_subprocess
 
 VENV_BIN = PROJECT_DIR / ".venv" / "bin"
 DEFAULT_T = "2026-11-20T14:00:00+00:00"  # 09:00 in Montréal
+SHOP_TZ = ZoneInfo("America/Toronto")
+
+
+def attribution_t(t: datetime) -> datetime:
+    """The attribution run after the daily run at T: the next day's 10:00 in Toronto, when the 24 h window
+    of T's messages has closed (dags/cart_recovery_attribution.py)."""
+    next_day = t.astimezone(SHOP_TZ).date() + timedelta(days=1)
+    return datetime.combine(next_day, datetime.min.time().replace(hour=10), SHOP_TZ).astimezone(UTC)
+
+
+def run_dag(dag_id: str, t: datetime, env: dict[str, str], log_path: Path) -> bool:
+    """`airflow dags test <dag_id> <t>`; its output goes to `log_path`; False (and the tail printed) on failure."""
+    step(f"airflow dags test {dag_id} {t.isoformat()}")
+    started = time.monotonic()
+    res = subprocess.run(
+        [str(VENV_BIN / "airflow"), "dags", "test", dag_id, t.isoformat()], env=env, capture_output=True, text=True
+    )
+    log_path.write_text(res.stdout + res.stderr)
+    if res.returncode != 0:
+        print(res.stdout[-3000:], res.stderr[-3000:], sep="\n", file=sys.stderr)
+        print(f"{dag_id} failed; its full log is {log_path}", file=sys.stderr)
+        return False
+    print(f"done in {time.monotonic() - started:.0f} s; log: {log_path}")
+    return True
 
 
 def airflow_env(home: Path, db_url: str, sendgrid_url: str, landing: Path) -> dict[str, str]:
@@ -85,24 +113,30 @@ def main(argv: list[str] | None = None) -> int:
         step(f"Airflow metadata (SQLite) in {home}")
         subprocess.run([str(VENV_BIN / "airflow"), "db", "migrate"], env=env, check=True, capture_output=True)
 
-        step(f"airflow dags test cart_recovery_daily {t.isoformat()}")
-        started = time.monotonic()
-        res = subprocess.run(
-            [str(VENV_BIN / "airflow"), "dags", "test", "cart_recovery_daily", t.isoformat()],
-            env=env,
-            capture_output=True,
-            text=True,
-        )
-        log_path = var / "daily_run.log"
-        log_path.write_text(res.stdout + res.stderr)
-        if res.returncode != 0:
-            print(res.stdout[-3000:], res.stderr[-3000:], sep="\n", file=sys.stderr)
-            print(f"the daily run failed; its full log is {log_path}", file=sys.stderr)
+        if not run_dag("cart_recovery_daily", t, env, var / "daily_run.log"):
             return 1
-        print(f"done in {time.monotonic() - started:.0f} s; log: {log_path}")
+
+    step("the customers respond (simulated): provider events and orders within 24 h")
+    import psycopg
+
+    from cart_recovery.demo.responses import write_responses
+
+    with psycopg.connect(db_url) as conn:
+        responses = write_responses(conn, landing, t, seed=7)
+    files = responses.pop("files")
+    print(", ".join(f"{k}: {v}" for k, v in responses.items()))
+    for path in files.values():
+        print(f"    {path}")
+
+    t_attr = attribution_t(t)
+    if not run_dag("cart_recovery_attribution", t_attr, env, var / "attribution_run.log"):
+        return 1
 
     step("what happened")
     report(db_url, outbox)
+    step("performance report (A5)")
+    report_path = var / "report" / "index.html"
+    performance_report(db_url, report_path)
     return 0
 
 
@@ -131,6 +165,33 @@ def report(db_url: str, outbox: Path) -> None:
     for path in emails[:3]:
         print(f"    file://{path}")
     print("Why did customer X get nothing?  select * from marts.recipient_exclusions where customer_id = 'X';")
+
+
+def performance_report(db_url: str, path: Path) -> None:
+    """Write the static report and print its headline figures (the same numbers the page shows)."""
+    import psycopg
+
+    from cart_recovery.reporting.dashboard import fmt_count, fmt_money, fmt_percent, write_report
+
+    with psycopg.connect(db_url) as conn:
+        d = write_report(conn, path)
+    day = d.headline.get("day") or {}
+    if not day:
+        print("no attribution figures yet")
+    else:
+        print(
+            f"report day {d.day}: sent {fmt_count(day['sent'])}, delivered {fmt_count(day['delivered'])}, "
+            f"opened {fmt_count(day['opened'])}, clicked {fmt_count(day['clicked'])}, "
+            f"orders {fmt_count(day['orders'])}, revenue {fmt_money(day['revenue'])}, "
+            f"conversion rate {fmt_percent(day['conversion_rate'])}, "
+            f"revenue per recipient {fmt_money(day['revenue_per_recipient'])}"
+        )
+        for row in d.lift:
+            if row["period"] == "all_time":
+                verdict = row["lift_status"].replace("_", " ")
+                print(f"lift of {row['campaign']} against its holdout (all time): {verdict}")
+    print(f"report: file://{path}")
+    print("in the Airflow UI: the 'Cart recovery' entry (/cart-recovery/dashboard), see docs/DASHBOARD.md")
 
 
 if __name__ == "__main__":
