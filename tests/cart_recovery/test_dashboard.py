@@ -368,6 +368,10 @@ def test_a5_route_serves_the_page_when_public(world: World, monkeypatch: pytest.
         assert response.headers["cache-control"] == "no-store"
         assert "frame-ancestors 'self'" in response.headers["content-security-policy"]
         assert client.get("/dashboard", params={"days": 0}).status_code == 422
+        evil = client.get("/dashboard", params={"campaign": '<script>alert("x")</script>'})
+        assert evil.status_code == 200
+        assert "<script>" not in evil.text
+        assert "&lt;script&gt;" in evil.text  # the unknown campaign is named, escaped
 
 
 # --------------------------------------------------------------------------- empty state, access

@@ -13,6 +13,7 @@ from pathlib import Path
 import psycopg
 
 from cart_recovery.demo.responses import WINDOW, Decision, load_decisions, simulate, write_responses
+from cart_recovery.devtools.demo_run import attribution_t
 from cart_recovery.ingest import load_landing
 
 T = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)  # 09:00 in Montréal
@@ -175,3 +176,9 @@ def test_write_responses_for_a_real_outbox_loads_cleanly(db, tmp_path: Path) -> 
     report = load_landing(landing, db)
     assert report.rows_quarantined == 0
     assert report.rows_loaded == len(events) + len(orders)
+
+
+def test_the_demos_attribution_run_is_10_oclock_the_next_day_in_toronto() -> None:
+    assert attribution_t(T) == datetime(2026, 11, 21, 15, 0, tzinfo=UTC)
+    # across the end of daylight saving time (1 November 2026): 09:00 EDT, then 10:00 EST
+    assert attribution_t(datetime(2026, 10, 31, 13, 0, tzinfo=UTC)) == datetime(2026, 11, 1, 15, 0, tzinfo=UTC)
