@@ -1,12 +1,21 @@
--- E9: every abandoned cart of a campaign has exactly one outcome for the first step: either it is in
--- eligible_recipients_decided, or it has exactly one row (one reason) in recipient_exclusions — never
--- both, never neither, never two reasons. Rows of either mart for a cart that is not abandoned fail too.
+-- E9: every abandoned cart of a campaign whose first step this build decides (var decision_scope) and is
+-- due (F1: its delay after abandonment has passed) has exactly one outcome for the first step: either it
+-- is in eligible_recipients_decided, or it has exactly one row (one reason) in recipient_exclusions — never
+-- both, never neither, never two reasons. Step-1 rows of either mart for any other cart fail too.
 with abandoned as (
     select
-        campaign,
-        cart_id,
-        cart_version
-    from {{ ref('abandoned_carts') }}
+        abandoned_carts.campaign,
+        abandoned_carts.cart_id,
+        abandoned_carts.cart_version
+    from {{ ref('abandoned_carts') }} as abandoned_carts
+    inner join {{ ref('int_campaigns') }} as campaigns on abandoned_carts.campaign = campaigns.campaign
+    inner join {{ ref('int_campaign_steps') }} as steps
+        on abandoned_carts.campaign = steps.campaign and steps.step = 1
+    where
+        steps.is_decided
+        and abandoned_carts.last_activity_at
+        + make_interval(mins => campaigns.abandon_after_minutes + steps.delay_minutes)
+        <= campaigns.evaluated_at
 ),
 
 eligible as (

@@ -1,12 +1,22 @@
--- The first step's decision for every abandoned cart of every campaign at T: the channel it would use
--- (F3: the first of the step's channels with an address, consent and no suppression) and the first
--- reason, in the E9 priority order, that stops it. reason is null when the cart version is to be messaged.
+-- The decision of every step this build decides (var decision_scope, see int_campaign_steps) for every cart
+-- version it is due for at T: the channel it would use (F3) and the first reason, in the E9 priority order,
+-- that stops it. reason is null when the cart version is to be messaged. A step that is not due yet has no
+-- row at all (F1).
+--
+-- Due (F1, docs/INTERFACES.md): step 1 when the cart version is abandoned at T (D2) and
+-- last_activity_at + abandon_after + step 1's delay <= T; step k >= 2 when step k - 1's outbox row for the
+-- same campaign and cart version is no longer pending and its decided_at + step k's delay <= T, for
+-- max_cart_age from then on (as step 1 stays in the D2 window). Every rule reads decided_at, never the wall
+-- clock (O2).
 --
 -- E9 priority order (the first that applies wins):
---   anonymous, institutional, superseded_by_newer_cart, no_email (D4, whatever the channel),
---   (for the step's first channel) no_email | invalid_email | no_phone | invalid_phone |
---   no_push_subscription, no_consent, consent_expired, suppressed,
---   not_in_test_group, already_sent, frequency_capped, holdout
+--   steps >= 2 only: exited_order_placed, exited_cart_deleted, exited_cart_changed (F2), then
+--   previous_step_not_sent (step k - 1 failed, unknown, skipped or dry run);
+--   anonymous, institutional, superseded_by_newer_cart (step 1), no_email (D4, whatever the channel),
+--   F3: when no channel of the step is allowed, for a one-channel step its own reason (no_email |
+--   invalid_email | no_phone | invalid_phone | no_push_subscription, no_consent, consent_expired,
+--   suppressed), for several channels no_allowed_channel;
+--   not_in_test_group, already_sent, frequency_capped (step 1), engaged (only_if_not_engaged), holdout
 with abandoned as (
     select * from {{ ref('abandoned_carts') }}
 ),
@@ -15,9 +25,13 @@ campaigns as (
     select * from {{ ref('int_campaigns') }}
 ),
 
-first_steps as (
+steps as (
     select * from {{ ref('int_campaign_steps') }}
-    where step = 1
+    where is_decided
+),
+
+carts as (
+    select * from {{ ref('int_carts_evaluated') }}
 ),
 
 customers as (
@@ -33,17 +47,16 @@ suppressions as (
 ),
 
 push_subscriptions as (
-    select distinct on (customer_id, endpoint)
-        customer_id,
-        status
-    from {{ ref('stg_shop__push_subscriptions') }}
-    where recorded_at <= {{ evaluation_time() }}
-    order by customer_id asc, endpoint asc, recorded_at desc
+    select * from {{ ref('int_push_subscriptions_as_of_t') }}
 ),
 
 messages as (
     select * from {{ ref('stg_ops__messages') }}
     where decided_at <= {{ evaluation_time() }}
+),
+
+provider_message_ids as (
+    select * from {{ ref('stg_ops__provider_message_ids') }}
 ),
 
 test_group as (
@@ -59,6 +72,145 @@ ranked as (
             order by abandoned.last_activity_at desc, abandoned.cart_id desc
         ) as recency_rank
     from abandoned
+),
+
+-- F1: step 1 of the abandoned carts, once its delay after abandonment has passed
+first_step_candidates as (
+    select
+        ranked.campaign,
+        steps.step,
+        ranked.cart_id,
+        ranked.cart_version,
+        ranked.customer_id,
+        ranked.cart_value,
+        ranked.currency,
+        ranked.recency_rank,
+        null::uuid as previous_message_id,
+        null::text as previous_status
+    from ranked
+    inner join campaigns on ranked.campaign = campaigns.campaign
+    inner join steps on ranked.campaign = steps.campaign and steps.step = 1
+    where
+        ranked.last_activity_at
+        + make_interval(mins => campaigns.abandon_after_minutes + steps.delay_minutes)
+        <= campaigns.evaluated_at
+),
+
+-- F1: step k >= 2 of the cart versions step k - 1 reached, once its delay after step k - 1's decision has
+-- passed and for max_cart_age after that; a pending step k - 1 (not sent yet, e.g. quiet hours) is not a
+-- reason yet. A cart restarted on a new version (F2) keeps only its newest sequence's row per step.
+later_step_candidates as (
+    select distinct on (steps.campaign, steps.step, messages.cart_id)
+        steps.campaign,
+        steps.step,
+        messages.cart_id,
+        messages.cart_version,
+        messages.customer_id,
+        messages.message_id as previous_message_id,
+        messages.status as previous_status
+    from steps
+    inner join campaigns on steps.campaign = campaigns.campaign
+    inner join messages
+        on
+            steps.campaign = messages.campaign
+            and steps.step - 1 = messages.step
+            and messages.decided_at + make_interval(mins => steps.delay_minutes) <= campaigns.evaluated_at
+            and messages.decided_at
+            + make_interval(mins => steps.delay_minutes)
+            + make_interval(hours => campaigns.max_cart_age_hours)
+            > campaigns.evaluated_at
+    where steps.step > 1 and messages.status != 'pending'
+    order by steps.campaign asc, steps.step asc, messages.cart_id asc, messages.decided_at desc
+),
+
+-- the time of each messaged version's own cart_updated event: what came after it ends the sequence (F2)
+versions as (
+    select
+        later.campaign,
+        later.step,
+        later.cart_id,
+        later.cart_version,
+        cart_events.occurred_at as version_at
+    from later_step_candidates as later
+    inner join {{ ref('stg_shop__cart_events') }} as cart_events on later.cart_version = cart_events.event_id
+),
+
+-- F2: exits up to T, in the send-time re-check's order (outbox.py): an order, a deletion, a newer version
+exits as (
+    select
+        versions.campaign,
+        versions.step,
+        versions.cart_id,
+        case
+            when bool_or(orders.order_id is not null) then 'exited_order_placed'
+            when bool_or(cart_events.event_type = 'cart_deleted') then 'exited_cart_deleted'
+            when bool_or(cart_events.event_type = 'cart_updated') then 'exited_cart_changed'
+        end as exit_reason
+    from versions
+    inner join later_step_candidates as later
+        on
+            versions.campaign = later.campaign
+            and versions.step = later.step
+            and versions.cart_id = later.cart_id
+    left join {{ ref('stg_shop__cart_events') }} as cart_events
+        on
+            versions.cart_id = cart_events.cart_id
+            and (versions.version_at, versions.cart_version) < (cart_events.occurred_at, cart_events.event_id)
+            and cart_events.occurred_at <= {{ evaluation_time() }}
+    left join {{ ref('int_orders_for_active_carts') }} as orders
+        on
+            (versions.cart_id = orders.cart_id or later.customer_id = orders.customer_id)
+            and versions.version_at < orders.placed_at
+            and orders.placed_at <= {{ evaluation_time() }}
+    group by versions.campaign, versions.step, versions.cart_id
+),
+
+-- only_if_not_engaged: the previous step's message was opened or clicked up to T (by our message id
+-- custom arg, else by the provider's message id)
+engaged as (
+    select distinct
+        later.campaign,
+        later.step,
+        later.cart_id
+    from later_step_candidates as later
+    left join provider_message_ids on later.previous_message_id = provider_message_ids.message_id
+    inner join {{ ref('stg_shop__provider_events') }} as events
+        on
+            (
+                later.previous_message_id::text = events.message_id
+                or provider_message_ids.provider_message_id = events.provider_message_id
+            )
+            and events.event in ('open', 'click')
+            and events.occurred_at <= {{ evaluation_time() }}
+),
+
+candidates as (
+    select
+        campaign,
+        step,
+        cart_id,
+        cart_version,
+        customer_id,
+        cart_value,
+        currency,
+        recency_rank,
+        previous_message_id,
+        previous_status
+    from first_step_candidates
+    union all
+    select
+        later.campaign,
+        later.step,
+        later.cart_id,
+        later.cart_version,
+        later.customer_id,
+        carts.cart_value,
+        carts.currency,
+        1 as recency_rank,
+        later.previous_message_id,
+        later.previous_status
+    from later_step_candidates as later
+    left join carts on later.cart_id = carts.cart_id
 ),
 
 -- Every check below is a join on keys (no per-row subquery), so a run costs what its carts hold.
@@ -80,7 +232,6 @@ suppressed as (
 active_push as (
     select distinct customer_id
     from push_subscriptions
-    where status = 'active'
 ),
 
 -- E6: cart versions a campaign's step already reached
@@ -94,38 +245,41 @@ already_sent as (
     where status not in ('dry_run', 'skipped')
 ),
 
--- E5: carts whose customer got a message decided in [T - frequency_cap_days, T), any campaign and step;
--- the cart version's own messages are E6's business, not the cap's
+-- E5: first steps whose customer got a message decided in [T - frequency_cap_days, T), any campaign and
+-- step. Not counted: the cart version's own messages (E6's business), and the same campaign's messages
+-- for an earlier version of the same cart whose sequence had not reached its last step (F2: new items
+-- restart the sequence). Later steps of an entered sequence are never capped.
 capped as (
     select distinct
-        ranked.campaign,
-        ranked.cart_id
-    from ranked
-    inner join campaigns on ranked.campaign = campaigns.campaign
+        candidates.campaign,
+        candidates.cart_id
+    from candidates
+    inner join campaigns on candidates.campaign = campaigns.campaign
     inner join messages
         on
-            ranked.customer_id = messages.customer_id
+            candidates.customer_id = messages.customer_id
             and messages.decided_at
             >= campaigns.evaluated_at - make_interval(days => campaigns.frequency_cap_days)
             and campaigns.evaluated_at > messages.decided_at
     where
-        messages.status in ('pending', 'sent', 'unknown')
-        -- E5: later steps of the sequence this cart version already entered are not capped; any other
-        -- campaign's message to the customer is
+        candidates.step = 1
+        and messages.status in ('pending', 'sent', 'unknown')
         and not (
-            messages.campaign = ranked.campaign
-            and messages.cart_id = ranked.cart_id
-            and messages.cart_version = ranked.cart_version
+            messages.campaign = candidates.campaign
+            and messages.cart_id = candidates.cart_id
+            and (messages.cart_version = candidates.cart_version or messages.step < campaigns.step_count)
         )
 ),
 
 -- E2, E3, E4 for each channel the step may use, in the step's order of preference (F3)
 channel_checks as (
     select
-        ranked.campaign,
-        ranked.cart_id,
+        candidates.campaign,
+        candidates.step,
+        candidates.cart_id,
         channel.name as channel,
         channel.preference,
+        cardinality(steps.channels) as channel_count,
         case
             when channel.name = 'email' and customers.email is null then 'no_email'
             when
@@ -143,65 +297,91 @@ channel_checks as (
                 then 'consent_expired'
             when suppressed.customer_id is not null then 'suppressed'
         end as channel_reason
-    from ranked
-    inner join campaigns on ranked.campaign = campaigns.campaign
-    inner join first_steps on ranked.campaign = first_steps.campaign
-    cross join lateral unnest(first_steps.channels) with ordinality as channel (name, preference)
-    left join customers on ranked.customer_id = customers.customer_id
-    left join consents on ranked.customer_id = consents.customer_id and channel.name = consents.channel
-    left join active_push on ranked.customer_id = active_push.customer_id
-    left join suppressed on ranked.customer_id = suppressed.customer_id and channel.name = suppressed.channel
+    from candidates
+    inner join campaigns on candidates.campaign = campaigns.campaign
+    inner join steps on candidates.campaign = steps.campaign and candidates.step = steps.step
+    cross join lateral unnest(steps.channels) with ordinality as channel (name, preference)
+    left join customers on candidates.customer_id = customers.customer_id
+    left join consents on candidates.customer_id = consents.customer_id and channel.name = consents.channel
+    left join active_push on candidates.customer_id = active_push.customer_id and channel.name = 'push'
+    left join suppressed on candidates.customer_id = suppressed.customer_id and channel.name = suppressed.channel
 ),
 
--- the first allowed channel; when none is, the first channel's reason
+-- F3: the first allowed channel; when none is, the channel's own reason for a one-channel step (E2-E4),
+-- else no_allowed_channel
 channel_choice as (
-    select distinct on (campaign, cart_id)
+    select distinct on (campaign, step, cart_id)
         campaign,
+        step,
         cart_id,
         case when channel_reason is null then channel end as channel,
-        channel_reason as first_channel_reason
+        case when channel_count = 1 then channel_reason else 'no_allowed_channel' end as no_channel_reason
     from channel_checks
-    order by campaign asc, cart_id asc, (channel_reason is not null) asc, preference asc
+    order by campaign asc, step asc, cart_id asc, (channel_reason is not null) asc, preference asc
 ),
 
 decided as (
     select
-        ranked.campaign,
-        1 as step,
-        ranked.cart_id,
-        ranked.cart_version,
-        ranked.customer_id,
-        ranked.cart_value,
-        ranked.currency,
+        candidates.campaign,
+        candidates.step,
+        candidates.cart_id,
+        candidates.cart_version,
+        candidates.customer_id,
+        candidates.cart_value,
+        candidates.currency,
         channel_choice.channel,
         campaigns.evaluated_at as decided_at,
+        candidates.previous_message_id,
         case
-            when ranked.customer_id is null or customers.customer_id is null then 'anonymous'
+            when exits.exit_reason is not null then exits.exit_reason
+            when candidates.step > 1 and candidates.previous_status != 'sent' then 'previous_step_not_sent'
+            when candidates.customer_id is null or customers.customer_id is null then 'anonymous'
             when customers.customer_type = 'institution' then 'institutional'
-            when ranked.recency_rank > 1 then 'superseded_by_newer_cart'
+            when candidates.recency_rank > 1 then 'superseded_by_newer_cart'
             -- D4: a customer without an email address is never targeted, whatever the step's channel
             when customers.email is null then 'no_email'
-            when channel_choice.channel is null then channel_choice.first_channel_reason
+            when channel_choice.channel is null then channel_choice.no_channel_reason
             when campaigns.audience = 'test_group' and test_group.customer_id is null then 'not_in_test_group'
             when already_sent.cart_id is not null then 'already_sent'
             when capped.cart_id is not null then 'frequency_capped'
+            when steps.only_if_not_engaged and engaged.cart_id is not null then 'engaged'
             when
-                ('x' || substr(md5(ranked.customer_id || ':' || ranked.campaign), 1, 8))::bit(32)::bigint % 100
+                ('x' || substr(md5(candidates.customer_id || ':' || candidates.campaign), 1, 8))::bit(32)::bigint
+                % 100
                 < campaigns.holdout_percent
                 then 'holdout'
         end as reason
-    from ranked
-    inner join campaigns on ranked.campaign = campaigns.campaign
-    inner join channel_choice on ranked.campaign = channel_choice.campaign and ranked.cart_id = channel_choice.cart_id
-    left join customers on ranked.customer_id = customers.customer_id
-    left join test_group on ranked.customer_id = test_group.customer_id
+    from candidates
+    inner join campaigns on candidates.campaign = campaigns.campaign
+    inner join steps on candidates.campaign = steps.campaign and candidates.step = steps.step
+    inner join channel_choice
+        on
+            candidates.campaign = channel_choice.campaign
+            and candidates.step = channel_choice.step
+            and candidates.cart_id = channel_choice.cart_id
+    left join customers on candidates.customer_id = customers.customer_id
+    left join test_group on candidates.customer_id = test_group.customer_id
+    left join exits
+        on
+            candidates.campaign = exits.campaign
+            and candidates.step = exits.step
+            and candidates.cart_id = exits.cart_id
+    left join engaged
+        on
+            candidates.campaign = engaged.campaign
+            and candidates.step = engaged.step
+            and candidates.cart_id = engaged.cart_id
     left join already_sent
         on
-            ranked.campaign = already_sent.campaign
-            and already_sent.step = 1
-            and ranked.cart_id = already_sent.cart_id
-            and ranked.cart_version = already_sent.cart_version
-    left join capped on ranked.campaign = capped.campaign and ranked.cart_id = capped.cart_id
+            candidates.campaign = already_sent.campaign
+            and candidates.step = already_sent.step
+            and candidates.cart_id = already_sent.cart_id
+            and candidates.cart_version = already_sent.cart_version
+    left join capped
+        on
+            candidates.step = 1
+            and candidates.campaign = capped.campaign
+            and candidates.cart_id = capped.cart_id
 )
 
 select * from decided

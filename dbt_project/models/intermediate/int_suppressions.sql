@@ -35,15 +35,41 @@ by_message as (
         )
 ),
 
+-- E4, F4: an SMS STOP reply (provider event `sms_stop`) suppresses SMS for the customer from the event's time
+-- on: the customer of our message it answers (message_id custom arg), the customer the event names, or the
+-- customer whose phone at T is the number that replied (payload `phone`, or Twilio's `from` / `From`)
+stop_events as (
+    select
+        message_id,
+        customer_id,
+        phone
+    from {{ ref('stg_shop__provider_events') }}
+    where event = 'sms_stop' and occurred_at <= {{ evaluation_time() }}
+),
+
 sms_stops as (
-    select distinct
+    select
         'sms' as channel,
         null::text as email,
         message_rows.customer_id
-    from {{ ref('stg_shop__provider_events') }} as events
+    from stop_events
     inner join {{ ref('stg_ops__messages') }} as message_rows
-        on events.message_id = message_rows.message_id::text
-    where events.event = 'sms_stop' and events.occurred_at <= {{ evaluation_time() }}
+        on stop_events.message_id = message_rows.message_id::text
+    union
+    select
+        'sms' as channel,
+        null::text as email,
+        customer_id
+    from stop_events
+    where customer_id is not null
+    union
+    select
+        'sms' as channel,
+        null::text as email,
+        customers.customer_id
+    from stop_events
+    inner join {{ ref('int_customers_as_of_t') }} as customers
+        on stop_events.phone = customers.phone
 ),
 
 own as (

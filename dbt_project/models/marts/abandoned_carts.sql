@@ -1,5 +1,5 @@
 -- D2: per campaign, the carts abandoned at T: at least one item left (D3), not deleted, not converted,
--- last activity in the campaign's window (window_start, window_end]. Anonymous carts are counted
+-- last activity in the campaign's window (abandon_window_start, window_end]. Anonymous carts are counted
 -- with is_targetable = false (D4).
 with campaigns as (
     select * from {{ ref('int_campaigns') }}
@@ -31,7 +31,7 @@ final as (
     from campaigns
     inner join carts
         on
-            campaigns.window_start < carts.last_activity_at
+            campaigns.abandon_window_start < carts.last_activity_at
             and campaigns.window_end >= carts.last_activity_at
     left join customers on carts.customer_id = customers.customer_id
     where

@@ -2,6 +2,9 @@
 -- first name) lives in this `restricted` schema, not in `marts`.
 -- M1 locale: the customer's (fr/en) else the campaign's default; M2 items in the order added, at most
 -- max_items, and how many more; M4 store: the customer's preferred store, else the cart's.
+-- Push rows carry the customer's subscriptions active at T (E2), device first (F1, F3): a cart last
+-- updated on a mobile gets the app (ios/android, FCM) subscriptions when it has any, on a desktop the web
+-- push ones when it has any; otherwise (or on a tablet or unknown device) all of them.
 with decided as (
     select * from {{ ref('eligible_recipients_decided') }}
 ),
@@ -39,6 +42,53 @@ item_lists as (
     group by decided.campaign, decided.step, decided.cart_id
 ),
 
+-- F3: the push subscriptions of each push row, the cart's device's kind first (rank 1 only)
+push_ranked as (
+    select
+        decided.campaign,
+        decided.step,
+        decided.cart_id,
+        subs.subscription_kind,
+        subs.is_mobile,
+        subs.endpoint,
+        subs.p256dh,
+        subs.auth,
+        rank() over (
+            partition by decided.campaign, decided.step, decided.cart_id
+            order by
+                case
+                    when carts.device = 'mobile' and subs.is_mobile then 0
+                    when carts.device = 'desktop' and not subs.is_mobile then 0
+                    else 1
+                end asc
+        ) as device_rank
+    from decided
+    inner join {{ ref('int_carts_evaluated') }} as carts on decided.cart_id = carts.cart_id
+    inner join {{ ref('int_push_subscriptions_as_of_t') }} as subs on decided.customer_id = subs.customer_id
+    where decided.channel = 'push'
+),
+
+push_lists as (
+    select
+        campaign,
+        step,
+        cart_id,
+        jsonb_agg(
+            jsonb_strip_nulls(
+                jsonb_build_object(
+                    'kind', subscription_kind,
+                    'endpoint', endpoint,
+                    'p256dh', p256dh,
+                    'auth', auth,
+                    'token', case when is_mobile then endpoint end
+                )
+            ) order by endpoint
+        ) as push_subscriptions
+    from push_ranked
+    where device_rank = 1
+    group by campaign, step, cart_id
+),
+
 final as (
     select
         decided.campaign,
@@ -63,7 +113,9 @@ final as (
         carts.currency,
         carts.item_count,
         greatest(carts.item_count - campaigns.max_items, 0) as more_items_count,
-        coalesce(item_lists.items, '[]'::jsonb) as items
+        coalesce(item_lists.items, '[]'::jsonb) as items,
+        coalesce(push_lists.push_subscriptions, '[]'::jsonb) as push_subscriptions,
+        carts.device
     from decided
     inner join campaigns on decided.campaign = campaigns.campaign
     inner join {{ ref('int_carts_evaluated') }} as carts on decided.cart_id = carts.cart_id
@@ -76,6 +128,11 @@ final as (
             decided.campaign = item_lists.campaign
             and decided.step = item_lists.step
             and decided.cart_id = item_lists.cart_id
+    left join push_lists
+        on
+            decided.campaign = push_lists.campaign
+            and decided.step = push_lists.step
+            and decided.cart_id = push_lists.cart_id
 )
 
 select * from final

@@ -4,6 +4,7 @@
 -- from the signed webhook alike.
 -- provider_message_id: SendGrid's X-Message-Id (returned by Mail Send, stored in ops.messages), the part
 -- of sg_message_id before its first dot: how an event without our message_id custom arg finds its message.
+-- phone, customer_id: what an SMS event (e.g. a STOP reply, `sms_stop`) says about who sent it.
 with source as (
     select * from {{ source('shop', 'provider_events') }}
 ),
@@ -25,7 +26,14 @@ by_content as (
         message_id,
         campaign,
         payload ->> 'reason' as reason,
-        payload ->> 'type' as bounce_type
+        payload ->> 'type' as bounce_type,
+        -- SMS events (F4): the number that replied (payload `phone`, or Twilio's `from` / `From`),
+        -- normalised like customers' phones, and the customer when the event names one
+        nullif(
+            regexp_replace(coalesce(payload ->> 'phone', payload ->> 'from', payload ->> 'From'), '[\s().-]', '', 'g'),
+            ''
+        ) as phone,
+        nullif(payload ->> 'customer_id', '') as customer_id
     from by_id
     order by
         event asc,
