@@ -31,10 +31,20 @@ class Warehouse:
     def connect(self) -> psycopg.Connection:
         return psycopg.connect(self.url, autocommit=True)
 
-    def build(self, evaluation_time, campaigns, select: str | None = None, args: list[str] | None = None):
+    def build(
+        self,
+        evaluation_time,
+        campaigns,
+        select: str | None = None,
+        args: list[str] | None = None,
+        scope: str | None = None,
+    ):
+        """`scope`: the var decision_scope (`daily`, the models' default, or `followups`)."""
         from cart_recovery.dbt import run_dbt
 
         vars_ = {"evaluation_time": evaluation_time.isoformat(), "campaigns": campaigns}
+        if scope:
+            vars_["decision_scope"] = scope
         cli = list(args or self.args)
         if select:
             cli += ["--select", select]

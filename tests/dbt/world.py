@@ -258,9 +258,12 @@ class World:
         message_id: str | None = None,
         sg_event_id: str | None = None,
         bounce_type: str | None = None,
+        extra: dict[str, Any] | None = None,
     ) -> None:
-        """A SendGrid event; bounce_type is the payload's `type` (`bounce` hard, `blocked` soft)."""
-        payload = {"event": event, "email": email, "timestamp": int(occurred_at.timestamp())}
+        """A SendGrid event; bounce_type is the payload's `type` (`bounce` hard, `blocked` soft); `extra`
+        adds payload keys (an SMS STOP's `phone` or `customer_id`)."""
+        payload: dict[str, Any] = {"event": event, "email": email, "timestamp": int(occurred_at.timestamp())}
+        payload.update(extra or {})
         if reason:
             payload["reason"] = reason
         if bounce_type:
@@ -333,18 +336,39 @@ class World:
         for code in codes:
             self._insert("raw.coupon_codes", {"pool": pool, "code": code})
 
-    def push_subscription(self, customer_id: str, status: str = "active", recorded_at: datetime | None = None) -> None:
+    def push_subscription(
+        self,
+        customer_id: str,
+        status: str = "active",
+        recorded_at: datetime | None = None,
+        *,
+        kind: str = "web",
+        endpoint: str | None = None,
+    ) -> str:
+        """A subscription record (contract §2); web push has keys, an app's (ios, android) endpoint is the
+        device token. Returns the endpoint."""
+        endpoint = endpoint or (
+            f"https://push.example.org/{customer_id}" if kind == "web" else f"token-{kind}-{customer_id}"
+        )
         self._insert(
             "raw.push_subscriptions",
             {
                 "customer_id": customer_id,
-                "kind": "web",
-                "endpoint": f"https://push.example.org/{customer_id}",
-                "p256dh": "key",
-                "auth": "auth",
+                "kind": kind,
+                "endpoint": endpoint,
+                "p256dh": "key" if kind == "web" else None,
+                "auth": "auth" if kind == "web" else None,
                 "status": status,
                 "recorded_at": recorded_at or T - d(10),
             },
+        )
+        return endpoint
+
+    def push_revocation(self, endpoint: str, customer_id: str, revoked_at: datetime) -> None:
+        """A push service's 404/410 as the sender records it (ops.push_revocations, E2)."""
+        self._insert(
+            "ops.push_revocations",
+            {"endpoint": endpoint, "customer_id": customer_id, "revoked_at": revoked_at, "reason": "gone"},
         )
 
 
