@@ -105,6 +105,26 @@ def dbt_detail(spans: list[tuple[str, datetime, datetime]]) -> dict[str, Any]:
     }
 
 
+def snapshot(dest: Path) -> tuple[Path, str]:
+    """The committed HEAD as files (`git archive`), with the checkout's virtualenv; returns (folder, commit)."""
+    dest.mkdir(parents=True)
+    commit = subprocess.run(
+        ["git", "-C", str(PROJECT_DIR), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    tar = subprocess.run(["git", "-C", str(PROJECT_DIR), "archive", "--format=tar", "HEAD"], capture_output=True)
+    tar.check_returncode()
+    subprocess.run(["tar", "-x", "-C", str(dest)], input=tar.stdout, check=True)
+    return dest, commit
+
+
+def project_env(env: dict[str, str], project: Path) -> dict[str, str]:
+    """Point Airflow and Python at `project`'s DAGs and package (the checkout's, or a snapshot's)."""
+    env["AIRFLOW__CORE__DAGS_FOLDER"] = str(project / "dags")
+    env["AIRFLOW__CORE__PLUGINS_FOLDER"] = str(project / "plugins")
+    env["PYTHONPATH"] = os.pathsep.join([str(project / "plugins"), *filter(None, [env.get("PYTHONPATH")])])
+    return env
+
+
 def outside_airflow(admin: str, landing: Path) -> dict[str, Any]:
     """The same day's ingest and dbt build outside Airflow, in a fresh database: `load_landing` in this
     process, then one `dbt build` invocation of the nodes the DAG renders (every node but the attribution
@@ -171,7 +191,17 @@ def main() -> int:
         action="store_true",
         help="then the same ingest and one dbt build outside Airflow, in a fresh database (minutes more)",
     )
+    ap.add_argument(
+        "--head",
+        action="store_true",
+        help="run the committed HEAD (a `git archive` snapshot) instead of the working tree: edits in progress "
+        "in a shared checkout then cannot leak into the run",
+    )
+    ap.add_argument("--compare-only", type=Path, help=argparse.SUPPRESS)  # internal: the --compare child
     args = ap.parse_args()
+    if args.compare_only:
+        print(json.dumps(outside_airflow(ensure_local_postgres(verbose=False), args.compare_only)))
+        return 0
     scale = args.scale or args.target / ELIGIBLE_PER_SCALE
     from cart_recovery.demo.generate import generate
 
@@ -183,6 +213,9 @@ def main() -> int:
     home.mkdir(parents=True)
     ok = False
     try:
+        project, commit = PROJECT_DIR, "working tree"
+        if args.head:
+            project, commit = snapshot(work / "src")
         t0 = time.perf_counter()
         counts = generate(
             landing,
@@ -196,8 +229,11 @@ def main() -> int:
         print(f"generated in {time.perf_counter() - t0:.0f} s (not timed: the exporter's work)", flush=True)
 
         with standin_subprocess("--no-files", "--latency-ms", "0") as sendgrid_url:
-            env = airflow_env(home, db_url, sendgrid_url, landing)
-            env["AIRFLOW__CORE__DAGS_FOLDER"] = str(PROJECT_DIR / "dags")
+            env = project_env(airflow_env(home, db_url, sendgrid_url, landing), project)
+            if args.head:  # cosmos renders from the manifest: the snapshot's own
+                subprocess.run(
+                    [sys.executable, "-m", "cart_recovery.dbt"], env=env, cwd=project, check=True, capture_output=True
+                )
             subprocess.run([str(AIRFLOW), "db", "migrate"], env=env, check=True, capture_output=True)
             before = load()
             print(f"airflow dags test cart_recovery_daily {T} (load average {before})", flush=True)
@@ -206,7 +242,7 @@ def main() -> int:
             res = subprocess.run(
                 [str(AIRFLOW), "dags", "test", "cart_recovery_daily", T],
                 env=env,
-                cwd=PROJECT_DIR,
+                cwd=project,
                 capture_output=True,
                 text=True,
             )
@@ -233,9 +269,8 @@ def main() -> int:
         send_rate = sent / by_phase["send"] if by_phase.get("send") else 0.0
         print(f"day: {day_s:.0f} s for {sent:,} messages sent ({by_status}); {cart_events:,} cart events loaded")
         print("phases (s): " + ", ".join(f"{k} {v}" for k, v in by_phase.items()))
-        print(
-            f"  before the first task (Airflow start-up, DAG parsing): {start_up:.1f} s; between phases {between:.1f} s"
-        )
+        print(f"  code: {commit}; before the first task (Airflow start-up, DAG parsing): {start_up:.1f} s")
+        print(f"  between and around the phases: {between:.1f} s")
         print(f"  send: {send_rate:.0f} msg/s inside the DAG run")
         if dbt:
             print(
@@ -254,10 +289,18 @@ def main() -> int:
             "day_100k_input_rows": counts,
             "day_100k_cart_events_loaded": cart_events,
             "day_100k_load_avg_before_after": f"{before} / {after}",
+            "day_100k_code": commit,
         }
         if args.compare:
             print("the same ingest and one dbt build outside Airflow, in a fresh database", flush=True)
-            cmp = outside_airflow(admin, landing)
+            child = subprocess.run(  # a child, so that it imports the same code as the DAG run (--head)
+                [sys.executable, __file__, "--compare-only", str(landing)],
+                env=project_env(dict(os.environ), project),
+                capture_output=True,
+                text=True,
+                check=True,
+            )
+            cmp = json.loads(child.stdout.strip().splitlines()[-1])
             print(
                 f"  ingest {cmp['ingest_s']} s ({cmp['ingest_rows']:,} rows; in the DAG {by_phase.get('ingest')} s), "
                 f"one dbt build {cmp['dbt_build_s']} s for {cmp['dbt_nodes']} nodes (their own time "
