@@ -40,7 +40,9 @@ def test_day_phases_span_their_tasks_and_dbt_detail_names_the_slowest(tmp_path: 
         ("build_models.some_test", 48, 2),
         ("assign_coupons", 51, 1),
         ("send_messages", 53, 100),
+        ("export_retargeting_audience", 52, 4),
         ("summarize_run", 154, 1),
+        ("a_new_task", 156, 2),
         ("send_messages", 200, None),  # never ended: not counted
     ]
     with sqlite3.connect(db) as conn:
@@ -51,9 +53,17 @@ def test_day_phases_span_their_tasks_and_dbt_detail_names_the_slowest(tmp_path: 
             conn.execute("insert into task_instance values ('cart_recovery_daily', ?, ?, ?)", (task_id, str(s), e))
         conn.execute("insert into task_instance values ('other', 'send_messages', '2026-01-01', '2026-01-02')")
     spans = bench_day.task_spans(db, "cart_recovery_daily")
-    assert len(spans) == 7
+    assert len(spans) == 9
     assert spans[0][1] == t0 + timedelta(seconds=2)  # read back as UTC
-    assert bench_day.phases(spans) == {"ingest": 30.0, "dbt": 17.0, "coupons": 1.0, "send": 100.0, "summary": 1.0}
+    assert bench_day.phases(spans) == {
+        "ingest": 30.0,
+        "dbt": 17.0,
+        "coupons": 1.0,
+        "send": 100.0,
+        "export": 4.0,
+        "summary": 1.0,
+        "other_tasks": 2.0,
+    }
     detail = bench_day.dbt_detail(spans)
     assert detail["tasks"] == 3
     assert detail["task_seconds_sum"] == 15.0
