@@ -219,8 +219,11 @@ def test_e9_every_abandoned_cart_is_messaged_or_has_exactly_one_reason(built):
         "anonymous", "institutional", "superseded_by_newer_cart", "no_email", "invalid_email", "no_phone",
         "invalid_phone", "no_push_subscription", "no_consent", "consent_expired", "suppressed",
         "not_in_test_group", "already_sent", "frequency_capped", "holdout",
+        "no_allowed_channel",  # F3: no channel of a several-channel step (sms_first) is allowed
     }  # fmt: skip
     assert {r["reason"] for r in built["exclusions"].values()} <= allowed
+    # a one-channel step keeps its channel's own reason; no_allowed_channel only for sms_first's two channels
+    assert {k[0] for k, r in built["exclusions"].items() if r["reason"] == "no_allowed_channel"} <= {"sms_first"}
 
 
 def test_f3_channel_falls_back_in_preference_order(built):
