@@ -7,11 +7,9 @@
     {%- set where = config.get('where') -%}
     {%- if where -%}
         {%- if '__recently_loaded__' in where -%}
+            {#- a constant at execution (macros/loaded_since_last_build.sql): the index on _loaded_at is used -#}
             {%- set recent -%}
-                _loaded_at > (
-                    select max(loaded._loaded_at) - make_interval(hours => {{ var('load_overlap_hours') }})
-                    from {{ relation }} as loaded
-                )
+                _loaded_at > {{ loaded_at_threshold(relation) }}
             {%- endset -%}
             {%- set where = where | replace('__recently_loaded__', recent) -%}
         {%- endif -%}

@@ -16,8 +16,8 @@
 -- refunded). Incremental: the order events added since the last build (less the overlap) replace their
 -- orders' rows. Those events are the latest-loaded ones, so the latest among them is each order's latest.
 with events as (
-    select * from {{ ref('stg_shop__order_events') }}
-    where {{ loaded_since_last_build('_loaded_at') }}
+    select loaded_events.* from {{ ref('stg_shop__order_events') }} as loaded_events
+    where {{ loaded_since_last_build('loaded_events._loaded_at') }}
 ),
 
 latest as (

@@ -15,20 +15,20 @@
 -- rows and the stored one, so a late-loaded older version never replaces a newer one.
 with loaded as (
     select
-        sku,
-        title,
-        author,
-        publisher,
-        image_url,
-        product_url,
-        price,
-        currency,
-        updated_at,
-        _loaded_at,
-        _file_name,
-        _line_number
-    from {{ source('shop', 'products') }}
-    where {{ loaded_since_last_build('_loaded_at') }}
+        raw_products.sku,
+        raw_products.title,
+        raw_products.author,
+        raw_products.publisher,
+        raw_products.image_url,
+        raw_products.product_url,
+        raw_products.price,
+        raw_products.currency,
+        raw_products.updated_at,
+        raw_products._loaded_at,
+        raw_products._file_name,
+        raw_products._line_number
+    from {{ source('shop', 'products') }} as raw_products
+    where {{ loaded_since_last_build('raw_products._loaded_at') }}
 ),
 
 candidates as (
