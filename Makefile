@@ -21,7 +21,7 @@ lint: setup
 	.venv/bin/ruff format --check .
 	.venv/bin/sqlfluff lint dbt_project
 
-# every benchmark at the issues' sizes (~25 min); `make bench BENCH_ARGS=--quick` for a smoke run
+# every benchmark at the issues' sizes (~30 min); `make bench BENCH_ARGS=--quick` for a smoke run
 bench: setup
 	.venv/bin/python bench/run_all.py $(BENCH_ARGS)
 

@@ -1,6 +1,6 @@
 """`make bench`: every benchmark in turn; each prints its figures and merges them into
 bench/results/latest.json. Sizes are the issues' defaults (bench_send and bench_day: 100k messages, about
-25 minutes together on 2 cores); `--quick` is a smoke run at small sizes whose send and day figures are not
+25 minutes together on 2 cores, all four about half an hour); `--quick` is a smoke run at small sizes whose send and day figures are not
 recorded; `--only bench_day.py` runs some of them."""
 
 from __future__ import annotations
