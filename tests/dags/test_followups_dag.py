@@ -12,6 +12,7 @@ import csv
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from zoneinfo import ZoneInfo
 
 import pytest
 import yaml
@@ -234,7 +235,7 @@ def test_f1_multi_touch_push_sms_email_over_a_simulated_day(airflow_metadata, db
         mailed = lambda: sorted(m.to[0] for m in sg.accepted)  # noqa: E731
 
         def hour(local_day: int, local_hour: int) -> None:
-            t = datetime(2026, 11, local_day, local_hour + 5, 0, tzinfo=UTC)  # EST: UTC-5
+            t = datetime(2026, 11, local_day, local_hour, tzinfo=ZoneInfo("America/Toronto")).astimezone(UTC)
             # airflow dags test takes the logical date; the hourly timetable's interval ends there
             run_dag("cart_recovery_followups", t, db_url, landing, sendgrid_url=sg.url, extra_env=env)
 
