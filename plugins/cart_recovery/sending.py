@@ -4,7 +4,8 @@
 2. This run's decisions — `marts.eligible_recipients` joined with `restricted.message_contents` where
    `decided_at = T` — and its holdouts (`marts.recipient_exclusions`, reason `holdout`, E8) are written to
    `ops.messages` (`on conflict (idempotency_key) do nothing`) and committed before any API call. Holdouts
-   are recorded `skipped` (E8). An SMS decided in the recipient's quiet hours (21:00–08:00, F4) gets
+   are recorded `skipped` (E8), and so are steps skipped as `no_allowed_channel` or `engaged` (F3: their
+   row hands the sequence on to the next step). An SMS decided in the recipient's quiet hours (21:00–08:00, F4) gets
    `send_after` = the next 08:00 there, and its decision row is kept in `ops.deferred_sends` (the marts are
    rebuilt before it goes); every run sends the pending rows of its campaigns whose `send_after` has come
    (<= its T), earlier runs' included.
@@ -139,10 +140,27 @@ REGION_TIME_ZONES = {
 }
 
 _HOLDOUT_SQL = """
-select campaign, coalesce(step, 1) as step, customer_id, cart_id, coalesce(cart_version::text, '') as cart_version
+select campaign, coalesce(step, 1) as step, customer_id, cart_id, coalesce(cart_version::text, '') as cart_version,
+    reason
 from marts.recipient_exclusions
-where decided_at = %(t)s and reason = 'holdout' and campaign = any(%(campaigns)s) and customer_id is not null
+where decided_at = %(t)s and reason = any(%(reasons)s) and campaign = any(%(campaigns)s) and customer_id is not null
 """
+# Exclusions recorded as `skipped` outbox rows with their reason: holdouts (E8, the lift's baseline), and,
+# when the campaign has a later step, steps skipped for their channel (F3: no channel of the step allowed)
+# or as engaged (only_if_not_engaged): that row hands the sequence on to its next step, which
+# int_recipient_decisions makes due after it (and caps under E5 until the sequence sent something).
+HANDS_ON_REASONS = (
+    "no_allowed_channel",
+    "engaged",
+    "no_phone",
+    "invalid_phone",
+    "no_push_subscription",
+    "invalid_email",
+    "no_consent",
+    "consent_expired",
+    "suppressed",
+)
+RECORDED_EXCLUSIONS = ("holdout", *HANDS_ON_REASONS)
 
 
 @dataclass
@@ -592,12 +610,16 @@ def _decision_rows(
             rows.append(_outbox_row(r, decided_at, key, "pending", send_after=quiet_hours_send_after(r, decided_at)))
     holdouts = 0
     if conn.execute("select to_regclass('marts.recipient_exclusions')").fetchone()["to_regclass"]:
-        for r in conn.execute(_HOLDOUT_SQL, {"t": decided_at, "campaigns": list(campaigns)}).fetchall():
-            holdouts += 1
-            step = campaigns[r["campaign"]].step_for(int(r["step"])) if r["campaign"] in campaigns else None
+        params = {"t": decided_at, "campaigns": list(campaigns), "reasons": list(RECORDED_EXCLUSIONS)}
+        for r in conn.execute(_HOLDOUT_SQL, params).fetchall():
+            campaign = campaigns.get(r["campaign"])
+            if r["reason"] != "holdout" and (campaign is None or int(r["step"]) >= len(campaign.steps)):
+                continue  # a last step's skip hands nothing on: the exclusion mart says why
+            holdouts += r["reason"] == "holdout"
+            step = campaign.step_for(int(r["step"])) if campaign else None
             channel = step.channels[0] if step else "email"
             key = idempotency_key(r["campaign"], r["step"], r["cart_id"], r["cart_version"], dry_run=dry_run)
-            rows.append(_outbox_row({**r, "channel": channel}, decided_at, key, "skipped", "holdout"))  # E8
+            rows.append(_outbox_row({**r, "channel": channel}, decided_at, key, "skipped", r["reason"]))
     return rows, decisions, unsupported, holdouts
 
 

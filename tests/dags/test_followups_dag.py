@@ -25,7 +25,7 @@ from tests.dags.runner import PROJECT, run_dag
 # Montréal in November: UTC-5
 ABANDONED = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)  # 09:30 local: ana's and ben's carts
 EVENING = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)  # 17:30 local: dee's cart
-PHONES = {"ana": "+15145550101", "ben": "+15145550102", "dee": "+15145550104"}
+PHONES = {"ana": "+15145550101", "ben": "+15145550102", "dee": "+15145550104", "eve": "+15145550105"}
 
 
 def write_campaigns(folder: Path, **changes: object) -> Path:
@@ -169,6 +169,8 @@ def write_shop(landing: Path, ch: ChannelStandins) -> dict[str, str]:
     endpoints = {}
     subs = []
     for c in people:
+        if c == "eve":  # no push subscription: her push step is skipped and the SMS comes next (F3)
+            continue
         sub = ch.new_web_subscription(f"wp-{c}")
         endpoints[c] = f"wp-{c}"
         subs.append({"customer_id": c, "kind": "web", **sub, "status": "active", "recorded_at": "2026-01-01T00:00:00Z"})
@@ -191,7 +193,7 @@ def write_shop(landing: Path, ch: ChannelStandins) -> dict[str, str]:
             ],
         }
 
-    events = [cart("ana", ABANDONED), cart("ben", ABANDONED), cart("dee", EVENING)]
+    events = [cart("ana", ABANDONED), cart("ben", ABANDONED), cart("dee", EVENING), cart("eve", ABANDONED)]
     (landing / "cart_events_1.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
     order = {
         "event_id": "oe-ben",
@@ -243,10 +245,13 @@ def test_f1_multi_touch_push_sms_email_over_a_simulated_day(airflow_metadata, db
         hour(20, 12)
         assert pushed() == [endpoints["ana"], endpoints["ben"]]
         assert texted() == []
+        assert db.execute("select status, skip_reason from ops.messages where customer_id = 'eve'").fetchall() == [
+            ("skipped", "no_push_subscription")
+        ], "eve's push step is skipped with its reason (F3)"
         # 15:00: 3 h after the push, ana's SMS; ben bought at 13:00 and leaves the sequence (F2)
         hour(20, 15)
-        assert texted() == [PHONES["ana"]]
-        [sms] = ch.sms
+        assert texted() == [PHONES["ana"], PHONES["eve"]], "eve's sequence went on after the skipped push"
+        sms = next(s for s in ch.sms if s.to == PHONES["ana"])
         assert "PROMO5" in sms.body, "the SMS tier: 5 % (C1)"
         assert "STOP" in sms.body
         # 20:00: dee's push (17:30 + 2 h)
@@ -254,18 +259,18 @@ def test_f1_multi_touch_push_sms_email_over_a_simulated_day(airflow_metadata, db
         assert pushed() == sorted(endpoints.values())
         # 23:00: dee's SMS is due but it is 23:00 in Montréal: deferred to 08:00 (F4)
         hour(20, 23)
-        assert texted() == [PHONES["ana"]]
+        assert texted() == [PHONES["ana"], PHONES["eve"]]
         send_after = db.execute(
             "select send_after from ops.messages where customer_id = 'dee' and channel = 'sms'"
         ).fetchone()[0]
         assert send_after == datetime(2026, 11, 21, 13, 0, tzinfo=UTC)
         # 08:00 the next day: the deferred SMS goes, once
         hour(21, 8)
-        assert texted() == [PHONES["ana"], PHONES["dee"]]
-        # 11:00: ana's email, 20 h after her SMS, with the tiered coupon (60 $ -> 15 %)
+        assert texted() == [PHONES["ana"], PHONES["dee"], PHONES["eve"]]
+        # 11:00: ana's and eve's emails, 20 h after their SMS, with the tiered coupon (60 $ -> 15 %)
         hour(21, 11)
-        assert mailed() == ["ana@mail.example"]
-        assert "PROMO15" in sg.accepted[0].html
+        assert mailed() == ["ana@mail.example", "eve@mail.example"]
+        assert all("PROMO15" in m.html for m in sg.accepted)
 
         counts = db.execute(
             "select step, channel, status, count(*) from ops.messages group by 1, 2, 3 order by 1, 2, 3"
@@ -273,7 +278,12 @@ def test_f1_multi_touch_push_sms_email_over_a_simulated_day(airflow_metadata, db
         print("\nsimulated day, multi_touch, messages by step, channel and status:")
         for step, channel, status, n in counts:
             print(f"  step {step} {channel:5} {status:8} {n}")
-        assert counts == [(1, "push", "sent", 3), (2, "sms", "sent", 2), (3, "email", "sent", 1)]
+        assert counts == [
+            (1, "push", "sent", 3),
+            (1, "push", "skipped", 1),
+            (2, "sms", "sent", 3),
+            (3, "email", "sent", 2),
+        ]
         assert (
             db.execute(
                 "select reason from marts.recipient_exclusions where customer_id = 'ben' and step >= 2"

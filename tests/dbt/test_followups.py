@@ -125,6 +125,27 @@ def _write_world(w: World) -> None:
         _customer(w, cid, phone="+15145550103", sms=True)
         _sequence(w, cid, "mt", T - h(6), [(1, T - h(4), status)])
 
+    # F3: a step skipped for want of an allowed channel, or as engaged, hands the sequence on
+    for reason in ("no_allowed_channel", "engaged", "no_push_subscription", "holdout"):
+        cid = f"prev-skipped-{reason}"
+        _customer(w, cid, phone="+15145550103", sms=True)
+        version = _sequence(w, cid, "mt", T - h(6), [])
+        w.message("mt", 1, cid, cid, version, T - h(4), "skipped", "push", skip_reason=reason)
+    # E5: a sequence not entered yet (step 1 skipped for its channel) is capped at step 2 like a first step
+    cid = "prev-skipped-capped"
+    _customer(w, cid, phone="+15145550103", sms=True)
+    version = _sequence(w, cid, "mt", T - h(6), [])
+    w.message("mt", 1, cid, cid, version, T - h(4), "skipped", "push", skip_reason="no_push_subscription")
+    w.message("bookstore_daily", 1, cid, f"{cid}-old", "old-v1", T - d(2), "sent")
+    # engaged counts any earlier message of the sequence: omni step 3 after a step 2 skipped as engaged
+    for cid, event in (("eng-s3-opened-s1", "open"), ("eng-s3-none", None)):
+        _customer(w, cid)
+        version = _sequence(w, cid, "omni", T - d(2), [])
+        mid = w.message("omni", 1, cid, cid, version, T - d(2) + h(1), "sent")
+        w.message("omni", 2, cid, cid, version, T - d(1) - h(1), "skipped", skip_reason="engaged")
+        if event:
+            w.provider_event(event, f"{cid}@example.org", T - d(2) + h(2), message_id=mid)
+
     # engaged: omni step 2 (only_if_not_engaged) 60 min after step 1, skipped when step 1 was opened/clicked
     for cid, event, at in (
         ("eng-open", "open", T - h(0.5)),
@@ -276,6 +297,19 @@ def test_f2_reentry_with_a_later_cart_is_subject_to_e5(built):
 def test_f1_previous_step_not_sent(built):
     for status in ("failed", "unknown", "skipped"):
         assert outcome(built, "mt", 2, f"prev-{status}") == "previous_step_not_sent", status
+
+
+def test_f3_step_skipped_for_no_channel_or_engaged_hands_the_sequence_on(built):
+    assert outcome(built, "mt", 2, "prev-skipped-no_allowed_channel") == "eligible"
+    assert outcome(built, "mt", 2, "prev-skipped-engaged") == "eligible"
+    assert outcome(built, "mt", 2, "prev-skipped-no_push_subscription") == "eligible"
+    assert outcome(built, "mt", 2, "prev-skipped-holdout") == "previous_step_not_sent"
+    assert outcome(built, "mt", 2, "prev-skipped-capped") == "frequency_capped", "E5 until the sequence is entered"
+
+
+def test_f1_engaged_looks_at_every_earlier_message_of_the_sequence(built):
+    assert outcome(built, "omni", 3, "eng-s3-opened-s1") == "engaged"
+    assert outcome(built, "omni", 3, "eng-s3-none") == "eligible"
 
 
 def test_f1_engaged_skips_only_if_not_engaged_steps(built):

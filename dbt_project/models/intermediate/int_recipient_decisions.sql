@@ -11,12 +11,14 @@
 --
 -- E9 priority order (the first that applies wins):
 --   steps >= 2 only: exited_order_placed, exited_cart_deleted, exited_cart_changed (F2), then
---   previous_step_not_sent (step k - 1 failed, unknown, skipped or dry run);
+--   previous_step_not_sent (step k - 1 failed, unknown, dry run, or skipped for another reason than its
+--   channel (no_allowed_channel and the per-channel reasons) or engaged: those hand the sequence on, F3);
 --   anonymous, institutional, superseded_by_newer_cart (step 1), no_email (D4, whatever the channel),
 --   F3: when no channel of the step is allowed, for a one-channel step its own reason (no_email |
 --   invalid_email | no_phone | invalid_phone | no_push_subscription, no_consent, consent_expired,
 --   suppressed), for several channels no_allowed_channel;
---   not_in_test_group, already_sent, frequency_capped (step 1), engaged (only_if_not_engaged), holdout
+--   not_in_test_group, already_sent, frequency_capped (step 1, or a later step of a sequence not
+--   entered yet), engaged (only_if_not_engaged), holdout
 with abandoned as (
     select * from {{ ref('abandoned_carts') }}
 ),
@@ -86,7 +88,8 @@ first_step_candidates as (
         ranked.currency,
         ranked.recency_rank,
         null::uuid as previous_message_id,
-        null::text as previous_status
+        null::text as previous_status,
+        null::text as previous_skip_reason
     from ranked
     inner join campaigns on ranked.campaign = campaigns.campaign
     inner join steps on ranked.campaign = steps.campaign and steps.step = 1
@@ -107,7 +110,8 @@ later_step_candidates as (
         messages.cart_version,
         messages.customer_id,
         messages.message_id as previous_message_id,
-        messages.status as previous_status
+        messages.status as previous_status,
+        messages.skip_reason as previous_skip_reason
     from steps
     inner join campaigns on steps.campaign = campaigns.campaign
     inner join messages
@@ -165,19 +169,27 @@ exits as (
     group by versions.campaign, versions.step, versions.cart_id
 ),
 
--- only_if_not_engaged: the previous step's message was opened or clicked up to T (by our message id
--- custom arg, else by the provider's message id)
+-- only_if_not_engaged: a message of this sequence (same campaign and cart version, an earlier step) was
+-- opened or clicked up to T (by our message id custom arg, else by the provider's message id). Every
+-- earlier step counts, not only the previous one: a previous step skipped as `engaged` or
+-- `no_allowed_channel` has no message of its own to open.
 engaged as (
     select distinct
         later.campaign,
         later.step,
         later.cart_id
     from later_step_candidates as later
-    left join provider_message_ids on later.previous_message_id = provider_message_ids.message_id
+    inner join messages as earlier
+        on
+            later.campaign = earlier.campaign
+            and later.cart_id = earlier.cart_id
+            and later.cart_version = earlier.cart_version
+            and later.step > earlier.step
+    left join provider_message_ids on earlier.message_id = provider_message_ids.message_id
     inner join {{ ref('stg_shop__provider_events') }} as events
         on
             (
-                later.previous_message_id::text = events.message_id
+                earlier.message_id::text = events.message_id
                 or provider_message_ids.provider_message_id = events.provider_message_id
             )
             and events.event in ('open', 'click')
@@ -195,7 +207,8 @@ candidates as (
         currency,
         recency_rank,
         previous_message_id,
-        previous_status
+        previous_status,
+        previous_skip_reason
     from first_step_candidates
     union all
     select
@@ -208,7 +221,8 @@ candidates as (
         carts.currency,
         1 as recency_rank,
         later.previous_message_id,
-        later.previous_status
+        later.previous_status,
+        later.previous_skip_reason
     from later_step_candidates as later
     left join carts on later.cart_id = carts.cart_id
 ),
@@ -248,10 +262,22 @@ already_sent as (
 -- E5: first steps whose customer got a message decided in [T - frequency_cap_days, T), any campaign and
 -- step. Not counted: the cart version's own messages (E6's business), and the same campaign's messages
 -- for an earlier version of the same cart whose sequence had not reached its last step (F2: new items
--- restart the sequence). Later steps of an entered sequence are never capped.
+-- restart the sequence). Later steps of an entered sequence are never capped; a sequence is entered by its
+-- first message (pending, sent or unknown): a later step whose earlier steps were all skipped (F3, no
+-- channel) is capped like a first step, so a skip never opens a way around E5.
+entered as (
+    select distinct
+        campaign,
+        cart_id,
+        cart_version
+    from messages
+    where status in ('pending', 'sent', 'unknown')
+),
+
 capped as (
     select distinct
         candidates.campaign,
+        candidates.step,
         candidates.cart_id
     from candidates
     inner join campaigns on candidates.campaign = campaigns.campaign
@@ -261,8 +287,13 @@ capped as (
             and messages.decided_at
             >= campaigns.evaluated_at - make_interval(days => campaigns.frequency_cap_days)
             and campaigns.evaluated_at > messages.decided_at
+    left join entered
+        on
+            candidates.campaign = entered.campaign
+            and candidates.cart_id = entered.cart_id
+            and candidates.cart_version = entered.cart_version
     where
-        candidates.step = 1
+        (candidates.step = 1 or entered.cart_id is null)
         and messages.status in ('pending', 'sent', 'unknown')
         and not (
             messages.campaign = candidates.campaign
@@ -334,7 +365,19 @@ decided as (
         candidates.previous_message_id,
         case
             when exits.exit_reason is not null then exits.exit_reason
-            when candidates.step > 1 and candidates.previous_status != 'sent' then 'previous_step_not_sent'
+            -- F3: a step skipped for want of an allowed channel, or as engaged, hands the sequence on
+            when
+                candidates.step > 1
+                and candidates.previous_status != 'sent'
+                and not (
+                    candidates.previous_status = 'skipped'
+                    -- the reasons sending.HANDS_ON_REASONS records as skipped rows
+                    and coalesce(candidates.previous_skip_reason, '') in (
+                        'no_allowed_channel', 'engaged', 'no_phone', 'invalid_phone', 'no_push_subscription',
+                        'invalid_email', 'no_consent', 'consent_expired', 'suppressed'
+                    )
+                )
+                then 'previous_step_not_sent'
             when candidates.customer_id is null or customers.customer_id is null then 'anonymous'
             when customers.customer_type = 'institution' then 'institutional'
             when candidates.recency_rank > 1 then 'superseded_by_newer_cart'
@@ -379,7 +422,7 @@ decided as (
             and candidates.cart_version = already_sent.cart_version
     left join capped
         on
-            candidates.step = 1
+            candidates.step = capped.step
             and candidates.campaign = capped.campaign
             and candidates.cart_id = capped.cart_id
 )
