@@ -29,6 +29,7 @@ import json
 import os
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -336,13 +337,58 @@ def eligible_set(conn: psycopg.Connection) -> set[tuple[str, str, str]]:
     return set(rows)
 
 
+FIGURES = "bench_models figures: "
+
+
+def run_head(argv: list[str], record_here: bool) -> int:
+    """This bench in a `git archive` snapshot of HEAD (its own package and dbt project, this virtualenv);
+    its figures are recorded into this checkout's latest.json."""
+    root = Path(__file__).resolve().parent.parent
+    src = Path(tempfile.mkdtemp(prefix="cr-bench-models-head-"))
+    commit = subprocess.run(
+        ["git", "-C", str(root), "rev-parse", "--short", "HEAD"], check=True, capture_output=True, text=True
+    ).stdout.strip()
+    archive = subprocess.run(["git", "-C", str(root), "archive", "HEAD"], check=True, capture_output=True).stdout
+    subprocess.run(["tar", "-x", "-C", str(src)], input=archive, check=True)
+    print(f"HEAD {commit} in {src}", flush=True)
+    env = os.environ | {"PYTHONPATH": str(src / "plugins")}
+    argv = [a for a in argv if a != "--head"] + ["--no-record"]
+    child = subprocess.Popen(
+        [sys.executable, str(src / "bench" / "bench_models.py"), *argv],
+        cwd=src,
+        env=env,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    figures = None
+    assert child.stdout is not None
+    for line in child.stdout:
+        print(line, end="", flush=True)
+        if line.startswith(FIGURES):
+            figures = json.loads(line[len(FIGURES) :])
+    if child.wait() != 0 or figures is None:
+        return child.returncode or 1
+    if record_here:
+        record(figures | {"models_commit": commit})
+    shutil.rmtree(src, ignore_errors=True)
+    return 0
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 1M customers, 2M carts, 1M orders")
     ap.add_argument("--daily-builds", type=int, default=3, help="daily builds after the first (median reported)")
     ap.add_argument("--keep", action="store_true", help="keep the database (its name is printed)")
     ap.add_argument("--no-record", action="store_true", help="print the figures, do not write latest.json")
+    ap.add_argument(
+        "--head",
+        action="store_true",
+        help="run the committed HEAD (a `git archive` snapshot) instead of the working tree: other edits in "
+        "progress in a shared checkout cannot break or slow the run; the figures go to this checkout's file",
+    )
     args = ap.parse_args()
+    if args.head:
+        raise SystemExit(run_head(sys.argv[1:], record_here=not args.no_record))
 
     admin = ensure_local_postgres(verbose=False)
     name = f"cr_bench_models_{uuid.uuid4().hex[:6]}"
@@ -412,6 +458,7 @@ def main() -> None:
             "models_load_avg_1m": [load_before, load_average()],
         }
         print(figures)
+        print(FIGURES + json.dumps(figures), flush=True)
         if not args.no_record:
             record(figures)
     finally:
