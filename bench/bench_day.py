@@ -112,13 +112,13 @@ def dbt_detail(spans: list[tuple[str, datetime, datetime]]) -> dict[str, Any]:
     }
 
 
-def snapshot(dest: Path) -> tuple[Path, str]:
-    """The committed HEAD as files (`git archive`), with the checkout's virtualenv; returns (folder, commit)."""
+def snapshot(dest: Path, rev: str = "HEAD") -> tuple[Path, str]:
+    """A commit as files (`git archive`), run with the checkout's virtualenv; returns (folder, commit)."""
     dest.mkdir(parents=True)
     commit = subprocess.run(
-        ["git", "-C", str(PROJECT_DIR), "rev-parse", "--short", "HEAD"], capture_output=True, text=True, check=True
+        ["git", "-C", str(PROJECT_DIR), "rev-parse", "--short", rev], capture_output=True, text=True, check=True
     ).stdout.strip()
-    tar = subprocess.run(["git", "-C", str(PROJECT_DIR), "archive", "--format=tar", "HEAD"], capture_output=True)
+    tar = subprocess.run(["git", "-C", str(PROJECT_DIR), "archive", "--format=tar", rev], capture_output=True)
     tar.check_returncode()
     subprocess.run(["tar", "-x", "-C", str(dest)], input=tar.stdout, check=True)
     return dest, commit
@@ -200,10 +200,13 @@ def main() -> int:
     )
     ap.add_argument(
         "--head",
-        action="store_true",
+        action="store_const",
+        const="HEAD",
+        dest="rev",
         help="run the committed HEAD (a `git archive` snapshot) instead of the working tree: edits in progress "
         "in a shared checkout then cannot leak into the run",
     )
+    ap.add_argument("--rev", help="run this commit (a `git archive` snapshot) instead of the working tree")
     ap.add_argument("--compare-only", type=Path, help=argparse.SUPPRESS)  # internal: the --compare child
     args = ap.parse_args()
     if args.compare_only:
@@ -221,8 +224,8 @@ def main() -> int:
     ok = False
     try:
         project, commit = PROJECT_DIR, "working tree"
-        if args.head:
-            project, commit = snapshot(work / "src")
+        if args.rev:
+            project, commit = snapshot(work / "src", args.rev)
         t0 = time.perf_counter()
         counts = generate(
             landing,
@@ -237,7 +240,7 @@ def main() -> int:
 
         with standin_subprocess("--no-files", "--latency-ms", "0") as sendgrid_url:
             env = project_env(airflow_env(home, db_url, sendgrid_url, landing), project)
-            if args.head:  # cosmos renders from the manifest: the snapshot's own
+            if args.rev:  # cosmos renders from the manifest: the snapshot's own
                 subprocess.run(
                     [sys.executable, "-m", "cart_recovery.dbt"], env=env, cwd=project, check=True, capture_output=True
                 )
