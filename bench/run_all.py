@@ -1,7 +1,7 @@
 """`make bench`: every benchmark in turn; each prints its figures and merges them into
-bench/results/latest.json. Sizes are the issues' defaults (bench_send and bench_day: 100k messages, about
-25 minutes together on 2 cores, all four about half an hour); `--quick` is a smoke run at small sizes whose send and day figures are not
-recorded; `--only bench_day.py` runs some of them."""
+bench/results/latest.json. Sizes are the issues' defaults (bench_send and bench_day: 100k messages each;
+all four take about half an hour on 2 cores); `--quick` is a smoke run at small sizes whose send and day
+figures are not recorded; `--only bench_day.py` runs some of them."""
 
 from __future__ import annotations
 
