@@ -7,6 +7,11 @@ setup:
 demo: setup
 	.venv/bin/python -m cart_recovery.devtools.demo_run
 
+# the multi_touch sequence (push -> SMS -> email, F1) over a simulated day on a four-customer shop
+.PHONY: demo-followups
+demo-followups: setup
+	.venv/bin/python -m cart_recovery.devtools.demo_followups
+
 # the project's tests, then the shared black-box acceptance suite when it is beside the checkout
 ACCEPTANCE := $(wildcard ../shared/acceptance)
 
