@@ -14,7 +14,9 @@
 }}
 -- One row per order: its latest-loaded event wins (a completed order may later arrive as cancelled or
 -- refunded). Incremental: the order events added since the last build (less the overlap) replace their
--- orders' rows. Those events are the latest-loaded ones, so the latest among them is each order's latest.
+-- orders' rows. An order whose stored row came from a later load than any of its events read now keeps
+-- that row: the overlap can re-read an older load (its `_loaded_at` no longer held once all its orders
+-- changed) while skipping the newer one, and a cancellation must never revert to `completed`.
 with events as (
     select loaded_events.* from {{ ref('stg_shop__order_events') }} as loaded_events
     where {{ loaded_since_last_build('loaded_events._loaded_at') }}
@@ -37,4 +39,13 @@ latest as (
     order by order_id asc, _loaded_at desc, loaded_from_file desc, loaded_from_line desc
 )
 
-select * from latest
+select latest.* from latest
+-- the linter mis-indents the templated incremental filter below
+-- noqa: disable=LT02
+{%- if is_incremental() %}
+    where not exists (
+        select 1 from {{ this }} as held
+        where held.order_id = latest.order_id and held._loaded_at > latest._loaded_at
+    )
+{%- endif %}
+-- noqa: enable=LT02
