@@ -65,6 +65,18 @@ def test_daily_dag_chain_and_schedule(dagbag):
     assert set(dag.params.keys()) >= {"dry_run", "campaigns"}
 
 
+@pytest.mark.parametrize("dag_id", ["cart_recovery_daily", "cart_recovery_followups", "cart_recovery_attribution"])
+def test_dbt_tasks_skip_the_json_artifacts(dagbag, dag_id):
+    """Each dbt task writes no manifest.json / run_results.json (two ~1 s manifest writes per task, read by
+    nobody) and emits no assets; the run's vars are still set by the interceptor."""
+    dbt_tasks = [t for t in dagbag.get_dag(dag_id).tasks if t.task_id.startswith("build_models.")]
+    assert dbt_tasks
+    for t in dbt_tasks:
+        assert "--no-write-json" in t.dbt_cmd_global_flags, t.task_id
+        assert t.emit_datasets is False, t.task_id
+        assert t.interceptors, t.task_id
+
+
 def test_backfill_has_typed_lookback_param(dagbag):
     dag = dagbag.get_dag("cart_recovery_backfill")
     assert dag.params["lookback_days"] == 7
