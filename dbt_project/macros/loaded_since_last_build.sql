@@ -7,6 +7,9 @@
     transaction, so its rows have one `_loaded_at` and became visible together; the build that stored one of
     them read them all. Without this, the latest load would be read again on every build until a newer one
     arrives (1M customers loaded once cost 4.2 s a day at scale 1); with it the overlap costs what is new.
+    The catch for a latest-wins model: once every row of an older load was replaced, that load is no longer
+    held and is read again while the newer one is skipped; such a model must keep a stored row that came
+    from a later load (stg_shop__orders compares `_loaded_at`; the others merge with the stored row).
     `loaded_at` must be qualified (`alias._loaded_at`): it is compared inside a subquery on the model.
     A full build (first run, --full-refresh) reads everything; so does the first incremental run after
     `_loaded_at` was added to an older table (its existing rows have none). -#}
