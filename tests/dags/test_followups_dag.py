@@ -1,17 +1,16 @@
 """`cart_recovery_followups` (contract §3): its shape and scope, then a simulated day walked with
 `airflow dags test` at the hours where multi_touch's steps fall due — push 1 h after abandonment, SMS with
 5 % 3 h later, email with the tiered coupon 20 h after that (F1) — building the dbt models through cosmos
-with `decision_scope=followups` and sending with the real clients to the local stand-ins.
+with `decision_scope=followups` and sending with the real clients to the local stand-ins. The shop and the
+campaign files are `make demo-followups`'s (cart_recovery.devtools.demo_followups): one world for both.
 
 The walk needs the follow-up models (the dbt side of issue 6: `decision_scope`); until the dbt project has
 them it is skipped with that reason."""
 
 from __future__ import annotations
 
-import csv
 import json
 from datetime import UTC, datetime, timedelta
-from pathlib import Path
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -19,24 +18,9 @@ import yaml
 
 from cart_recovery import CAMPAIGNS_DIR, DBT_PROJECT_DIR
 from cart_recovery.devtools.channel_standins import ChannelStandins, make_vapid_key
+from cart_recovery.devtools.demo_followups import PHONES, write_campaigns, write_shop
 from cart_recovery.devtools.sendgrid_standin import SendGridStandin
 from tests.dags.runner import PROJECT, run_dag
-
-# Montréal in November: UTC-5
-ABANDONED = datetime(2026, 11, 20, 14, 30, tzinfo=UTC)  # 09:30 local: ana's and ben's carts
-EVENING = datetime(2026, 11, 20, 22, 30, tzinfo=UTC)  # 17:30 local: dee's cart
-PHONES = {"ana": "+15145550101", "ben": "+15145550102", "dee": "+15145550104", "eve": "+15145550105"}
-
-
-def write_campaigns(folder: Path, **changes: object) -> Path:
-    """multi_touch enabled (no holdout, so the walk is deterministic), bookstore_daily as shipped."""
-    folder.mkdir()
-    for name in ("bookstore_daily", "multi_touch"):
-        raw = yaml.safe_load((CAMPAIGNS_DIR / f"{name}.yml").read_text())
-        if name == "multi_touch":
-            raw.update(enabled=True, holdout_percent=0, **changes)
-        (folder / f"{name}.yml").write_text(yaml.safe_dump(raw), encoding="utf-8")
-    return folder
 
 
 # --------------------------------------------------------------------------- shape (fast)
@@ -88,130 +72,6 @@ def test_followups_scope_vars_and_campaigns(tmp_path, monkeypatch) -> None:
 def _has_followup_models() -> bool:
     models = DBT_PROJECT_DIR / "models"
     return any("decision_scope" in p.read_text(encoding="utf-8") for p in models.rglob("*.sql"))
-
-
-def write_csv(path: Path, rows: list[dict]) -> None:
-    with path.open("w", newline="", encoding="utf-8") as f:
-        w = csv.DictWriter(f, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
-
-
-def write_shop(landing: Path, ch: ChannelStandins) -> dict[str, str]:
-    """Three customers with every channel's consent and address; ben buys between the push and the SMS.
-    Returns each customer's web push endpoint id."""
-    write_csv(
-        landing / "stores_1.csv",
-        [
-            {
-                "store_id": "S1",
-                "name": "Librairie Pantoute",
-                "email": "s1@l.example",
-                "phone": "+14186942262",
-                "address": "1100 rue Saint-Jean",
-                "city": "Québec",
-                "region": "QC",
-                "url": "https://s1.example",
-            }
-        ],
-    )
-    write_csv(
-        landing / "products_1.csv",
-        [
-            {
-                "sku": f"B{i}",
-                "title": f"Roman {i}",
-                "author": "Anne Hébert",
-                "publisher": "Boréal",
-                "image_url": "https://i.example/x.jpg",
-                "product_url": "https://p.example/x",
-                "price": "30.00",
-                "currency": "CAD",
-                "updated_at": "2026-01-01T00:00:00Z",
-            }
-            for i in range(1, 4)
-        ],
-    )
-    people = list(PHONES)
-    write_csv(
-        landing / "customers_1.csv",
-        [
-            {
-                "customer_id": c,
-                "email": f"{c}@mail.example",
-                "phone": PHONES[c],
-                "first_name": c.capitalize(),
-                "last_name": "Roy",
-                "locale": "fr",
-                "customer_type": "consumer",
-                "institution_kind": "",
-                "preferred_store_id": "S1",
-                "updated_at": "2026-01-01T00:00:00Z",
-            }
-            for c in people
-        ],
-    )
-    write_csv(
-        landing / "consents_1.csv",
-        [
-            {
-                "customer_id": c,
-                "channel": channel,
-                "status": "granted",
-                "basis": "express",
-                "recorded_at": "2026-01-01T00:00:00Z",
-                "source": "signup",
-            }
-            for c in people
-            for channel in ("email", "sms", "push")
-        ],
-    )
-    endpoints = {}
-    subs = []
-    for c in people:
-        if c == "eve":  # no push subscription: her push step is skipped and the SMS comes next (F3)
-            continue
-        sub = ch.new_web_subscription(f"wp-{c}")
-        endpoints[c] = f"wp-{c}"
-        subs.append({"customer_id": c, "kind": "web", **sub, "status": "active", "recorded_at": "2026-01-01T00:00:00Z"})
-    write_csv(landing / "push_subscriptions_1.csv", subs)
-
-    def cart(c: str, at: datetime) -> dict:
-        return {
-            "event_id": f"ev-{c}",
-            "event_type": "cart_updated",
-            "occurred_at": at.isoformat(),
-            "cart_id": f"k-{c}",
-            "customer_id": c,
-            "device": "mobile",
-            "store_id": "S1",
-            "currency": "CAD",
-            "cart_url": f"https://shop.example/cart/k-{c}",
-            "items": [
-                {"sku": "B1", "quantity": 1, "unit_price": "30.00", "added_at": at.isoformat()},
-                {"sku": "B2", "quantity": 1, "unit_price": "30.00", "added_at": at.isoformat()},
-            ],
-        }
-
-    events = [cart("ana", ABANDONED), cart("ben", ABANDONED), cart("dee", EVENING), cart("eve", ABANDONED)]
-    (landing / "cart_events_1.jsonl").write_text("\n".join(json.dumps(e) for e in events) + "\n")
-    order = {
-        "event_id": "oe-ben",
-        "order_id": "o-ben",
-        "customer_id": "ben",
-        "cart_id": "k-ben",
-        "placed_at": (ABANDONED + timedelta(hours=3, minutes=30)).isoformat(),  # 13:00 local: after the push
-        "status": "completed",
-        "store_id": "S1",
-        "currency": "CAD",
-        "total": "60.00",
-        "items": [
-            {"sku": "B1", "quantity": 1, "unit_price": "30.00"},
-            {"sku": "B2", "quantity": 1, "unit_price": "30.00"},
-        ],
-    }
-    (landing / "orders_1.jsonl").write_text(json.dumps(order) + "\n")
-    return endpoints
 
 
 @pytest.mark.slow

@@ -55,13 +55,14 @@ HOURS = [
 ]
 
 
-def write_campaigns(folder: Path) -> Path:
-    """The shipped campaign files, multi_touch enabled without holdout (the walk is deterministic)."""
+def write_campaigns(folder: Path, **changes: object) -> Path:
+    """The shipped campaign files, multi_touch enabled without holdout (the walk is deterministic) and with
+    `changes` to its keys. Also the simulated day of tests/dags/test_followups_dag.py."""
     folder.mkdir(parents=True, exist_ok=True)
     for name in ("bookstore_daily", "multi_touch"):
         raw = yaml.safe_load((CAMPAIGNS_DIR / f"{name}.yml").read_text(encoding="utf-8"))
         if name == "multi_touch":
-            raw.update(enabled=True, holdout_percent=0)
+            raw.update(enabled=True, holdout_percent=0, **changes)
         (folder / f"{name}.yml").write_text(yaml.safe_dump(raw), encoding="utf-8")
     return folder
 
@@ -73,8 +74,9 @@ def write_csv(path: Path, rows: list[dict]) -> None:
         w.writerows(rows)
 
 
-def write_shop(landing: Path, ch: ChannelStandins) -> None:
-    """One store, three books, four customers (see the module's doc), their carts and ben's order."""
+def write_shop(landing: Path, ch: ChannelStandins) -> dict[str, str]:
+    """One store, three books, four customers (see the module's doc), their carts and ben's order; returns
+    each customer's web push endpoint id (eve has none). Also the world of tests/dags/test_followups_dag.py."""
     stamp = "2026-01-01T00:00:00Z"
     write_csv(
         landing / "stores_1.csv",
@@ -143,16 +145,16 @@ def write_shop(landing: Path, ch: ChannelStandins) -> None:
         ],
     )
     # browser subscriptions made by the push stand-in, which keeps their keys to decrypt what it receives
+    endpoints = {c: f"wp-{c}" for c in people if c != "eve"}  # eve: her push step is skipped, SMS next (F3)
     subs = [
         {
             "customer_id": c,
             "kind": "web",
-            **ch.new_web_subscription(f"wp-{c}"),
+            **ch.new_web_subscription(endpoint),
             "status": "active",
             "recorded_at": stamp,
         }
-        for c in people
-        if c != "eve"  # no push subscription: her push step is skipped, the SMS comes next (F3)
+        for c, endpoint in endpoints.items()
     ]
     write_csv(landing / "push_subscriptions_1.csv", subs)
 
@@ -186,6 +188,7 @@ def write_shop(landing: Path, ch: ChannelStandins) -> None:
         "items": [{"sku": s, "quantity": 1, "unit_price": "30.00"} for s in ("B1", "B2")],
     }
     (landing / "orders_1.jsonl").write_text(json.dumps(order) + "\n", encoding="utf-8")
+    return endpoints
 
 
 def print_table(header: tuple[str, ...], rows: list[tuple]) -> None:
