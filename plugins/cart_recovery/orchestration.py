@@ -144,13 +144,24 @@ def dbt_task_group(
             test_indirect_selection=TestIndirectSelection.CAUTIOUS if partial else TestIndirectSelection.EAGER,
         ),
         operator_args={
-            "interceptors": [interceptor or set_dbt_vars],
+            "interceptors": [freeze_heap, interceptor or set_dbt_vars],
             # dbt writes manifest.json twice per invocation (after parsing and at the end; ~1 s each with
             # 217 tests) and run_results.json: nothing of ours reads them in a task, and the partial parse
             # file (what makes the next task's start-up fast) is written regardless. ~2 s of every task.
             "dbt_cmd_global_flags": ["--no-write-json"],
         },
     )
+
+
+def freeze_heap(context: Any, operator: Any) -> None:
+    """A cosmos interceptor: moves the objects alive before the dbt command out of the garbage collector's reach
+    (`gc.freeze`). cosmos ends every dbtRunner call with a full `gc.collect()` (cosmos#2334: adapters' leaked
+    semaphores), which otherwise walks Airflow's, cosmos's and the loaded DAGs' whole heap: measured ~0.75 s of
+    every dbt task under `airflow dags test`. It still collects whatever the dbt command left behind."""
+    import gc
+
+    gc.collect()  # what is garbage now goes now, not into the permanent generation
+    gc.freeze()
 
 
 def assign_coupons(context: Any) -> dict[str, Any]:

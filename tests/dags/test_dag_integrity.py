@@ -68,13 +68,30 @@ def test_daily_dag_chain_and_schedule(dagbag):
 @pytest.mark.parametrize("dag_id", ["cart_recovery_daily", "cart_recovery_followups", "cart_recovery_attribution"])
 def test_dbt_tasks_skip_the_json_artifacts(dagbag, dag_id):
     """Each dbt task writes no manifest.json / run_results.json (two ~1 s manifest writes per task, read by
-    nobody) and emits no assets; the run's vars are still set by the interceptor."""
+    nobody) and emits no assets; the run's vars are still set by the interceptor, after the heap is frozen
+    (cosmos's full gc.collect() after each dbt command walks only what the command created)."""
+    from cart_recovery.orchestration import freeze_heap
+
     dbt_tasks = [t for t in dagbag.get_dag(dag_id).tasks if t.task_id.startswith("build_models.")]
     assert dbt_tasks
     for t in dbt_tasks:
         assert "--no-write-json" in t.dbt_cmd_global_flags, t.task_id
         assert t.emit_datasets is False, t.task_id
-        assert t.interceptors, t.task_id
+        assert t.interceptors[0] is freeze_heap, t.task_id
+        assert len(t.interceptors) == 2, t.task_id  # and the DAG's vars
+
+
+def test_freeze_heap_puts_live_objects_out_of_the_collectors_reach():
+    import gc
+
+    from cart_recovery.orchestration import freeze_heap
+
+    gc.unfreeze()
+    try:
+        freeze_heap({}, object())
+        assert gc.get_freeze_count() > 1000  # the interpreter's, pytest's and airflow's objects
+    finally:
+        gc.unfreeze()
 
 
 def test_backfill_has_typed_lookback_param(dagbag):
