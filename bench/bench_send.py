@@ -17,7 +17,8 @@ Figures (merged into bench/results/latest.json; each with the 1-minute load aver
   `send_sequential_msgs_per_s_50ms`: the same with one worker, on `--sequential-n` messages (stated in
   `send_sequential_n`: at ~18/s, 100k would take an hour and a half);
   `send_speedup_vs_sequential` = concurrent / sequential at 50 ms (target >= 20).
-- `send_cpu_ms_per_msg_0ms`: CPU of the sending process (all its threads) per message at 0 ms, and
+- `send_cpu_ms_per_msg_0ms`: CPU of the sending processes (all their threads: a run this large is split over
+  2 processes on a 2-core machine, sending.shard_count) per message at 0 ms, and
   `send_standin_cpu_ms_per_msg_0ms` the stand-in's: where a message's time goes when latency is not the limit.
 """
 
@@ -200,9 +201,11 @@ def bench_send(
         t0 = time.perf_counter()
         result = send_messages(t, f"bench-{latency_ms}-{concurrency}", campaigns, concurrency=concurrency)
         elapsed = time.perf_counter() - t0
-        cpu = _cpu(resource.RUSAGE_SELF) - cpu0
-    # the stand-in process has exited (and been waited for) here, so its CPU is in RUSAGE_CHILDREN
-    standin_cpu = None if in_process else _cpu(resource.RUSAGE_CHILDREN) - children0
+        # the sender's child processes (a large run is split, sending.shard_count) have exited: in CHILDREN
+        senders = _cpu(resource.RUSAGE_CHILDREN)
+        cpu = _cpu(resource.RUSAGE_SELF) - cpu0 + senders - children0
+    # the stand-in process has exited (and been waited for) here, so its CPU is in RUSAGE_CHILDREN too
+    standin_cpu = None if in_process else _cpu(resource.RUSAGE_CHILDREN) - senders
     sent = result["this_run"].get("sent", 0)
     if sent != n or (in_process and len(sg.accepted) != n):
         raise RuntimeError(f"expected {n} sent, got {result['this_run']}")

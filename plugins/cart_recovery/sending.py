@@ -21,9 +21,15 @@
    power) mid-batch leaves the whole batch `unknown` — at most `concurrency × claim_batch` messages an
    operator must look at, none sent twice; `claim_batch=1` claims each message alone (measured: 16 per
    batch cut the database's share of a message by about two thirds).
+   A large run (`shard_count`: by default 2 processes on 2+ cores, from 2,000 messages each) is split by a
+   hash of the idempotency key over child processes (`cart_recovery.subprocess_jobs`), the threads shared
+   among them: rendering and the HTTP client are CPU-bound, one process holds one core (measured at 100k:
+   1.1 ms of CPU per message in the sender). Each child builds its own worklist and sends exactly as above;
+   a child that crashes fails the run (its claims become `unknown`, its untried rows stay pending), and one
+   whose parent died takes no new batch.
 4. 429, 5xx and "never left" errors are retried in the same run, `max_attempts` times per message, with
    exponential backoff and jitter, honouring `Retry-After` / `X-RateLimit-Reset` (a 429 pauses every
-   worker). When they are spent the row goes back to unclaimed `pending` and the task fails, so Airflow's
+   worker of its process). When they are spent the row goes back to unclaimed `pending` and the task fails, so Airflow's
    task retry (or a rerun of the date) sends it later; after `max_total_attempts` it becomes `failed`.
    A timeout after the request left is `unknown` and is never re-sent automatically.
 
@@ -35,8 +41,8 @@ A dry run (S3) renders every message and records `dry_run` rows under the `dry_r
 sends nothing and does not block a later real run.
 
 Test-only hook: `CR_FAULT_EXIT_AFTER_SEND=1` makes the process `os._exit(70)` right after the first
-accepted send, before its outcome is written — the crash the stale-claim rule exists for. Never set it
-elsewhere.
+accepted send, before its outcome is written — the crash the stale-claim rule exists for; `=shard` does it in
+the child sending processes only (below). Never set it elsewhere.
 
 Logs carry ids and counts only; addresses are masked (O5).
 """
@@ -646,10 +652,25 @@ def _worklist(
     conn.execute("drop table if exists cr_work")
 
 
-def _materialise_work(conn: psycopg.Connection, t: datetime, campaigns: list[str], dry_run: bool) -> dict[str, int]:
-    """cr_work: what this run may send (see `_worklist`); returns its row count by channel."""
+# A process's share of the work when the run is split over processes: its rows by a hash of their key.
+_SHARD_SQL = " and (hashtext(m.idempotency_key) & 2147483647) %% %(shards)s = %(shard)s "
+
+
+def _materialise_work(
+    conn: psycopg.Connection,
+    t: datetime,
+    campaigns: list[str],
+    dry_run: bool,
+    shard: tuple[int, int] | None = None,
+) -> dict[str, int]:
+    """cr_work: what this run may send (see `_worklist`), or only shard `k` of `n` of it (`shard=(k, n)`);
+    returns its row count by channel."""
     conn.execute("drop table if exists cr_work")
-    params = {"t": t, "campaigns": campaigns, "channels": list(SUPPORTED_CHANNELS)}
+    params: dict[str, Any] = {"t": t, "campaigns": campaigns, "channels": list(SUPPORTED_CHANNELS)}
+    part = ""
+    if shard is not None:
+        part = _SHARD_SQL
+        params.update(shard=shard[0], shards=shard[1])
     if dry_run:
         conn.execute(
             "create temp table cr_work as select r.* from cr_run as r where r.channel = any(%(channels)s)", params
@@ -659,18 +680,197 @@ def _materialise_work(conn: psycopg.Connection, t: datetime, campaigns: list[str
             "create temp table cr_work as select r.*, m.message_id from cr_run as r "
             "inner join ops.messages as m using (idempotency_key) "
             "where r.channel = any(%(channels)s) and m.status = 'pending' and m.claimed_at is null "
-            "and (m.send_after is null or m.send_after <= %(t)s) "
+            "and (m.send_after is null or m.send_after <= %(t)s) " + part +
             # F4: earlier runs' rows deferred to quiet hours' end, when that has come by T
             "union all "
             "select (jsonb_populate_record(null::cr_run, d.decision)).*, m.message_id "
             "from ops.messages as m inner join ops.deferred_sends as d using (message_id) "
             "where m.status = 'pending' and m.claimed_at is null and m.send_after <= %(t)s "
-            "and m.decided_at <> %(t)s and m.campaign = any(%(campaigns)s) and m.channel = any(%(channels)s)",
+            "and m.decided_at <> %(t)s and m.campaign = any(%(campaigns)s) and m.channel = any(%(channels)s)" + part,
             params,
         )
     return {
         r["channel"]: r["n"] for r in conn.execute("select channel, count(*) as n from cr_work group by 1").fetchall()
     }
+
+
+def _send_pool(run: _Run, conn: psycopg.Connection, total: int, sendable: list[str], workers: int, batch: int) -> None:
+    """This process's share of the worklist through `workers` threads (a dry run renders instead)."""
+    from cart_recovery.subprocess_jobs import PARENT_GONE
+
+    in_flight = threading.BoundedSemaphore(workers * 2)  # bounded memory for 100k messages
+
+    def task(rows: list[dict[str, Any]]) -> None:
+        try:
+            if run.dry_run:
+                for r in rows:
+                    _process_dry(run, r)
+            else:
+                _process_batch(run, rows)
+        except Exception:
+            # never lose a worker silently; a row it may have sent keeps its claim (unknown after
+            # stale_after), its untried rows went back to pending
+            log.exception("batch of %d from message %s: unexpected error", len(rows), rows[0].get("message_id"))
+            run.count("error")
+        finally:
+            in_flight.release()
+
+    with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
+        for rows in _worklist(conn, total, sendable, workers, batch):
+            if PARENT_GONE.is_set():  # a shard whose parent died: no new claims (the rest stays pending)
+                log.warning("parent process gone: no further batches taken")
+                break
+            in_flight.acquire()
+            pool.submit(task, rows)
+
+
+def shard_count(total: int, processes: int | None, min_per_process: int) -> int:
+    """How many processes share a run's sending: `processes` (default: `CR_SEND_PROCESSES`, else up to 2 by
+    the machine's cores), fewer when each would get under `min_per_process` messages — a process costs about
+    a second to start, and rendering is CPU-bound, so threads alone leave a second core idle."""
+    if processes is None:
+        env = os.environ.get("CR_SEND_PROCESSES")
+        processes = int(env) if env else min(os.cpu_count() or 1, 2)
+    return max(1, min(processes, total // max(min_per_process, 1)))
+
+
+@dataclass(frozen=True)
+class ShardJob:
+    """What a sending child process needs (picklable; it reads no Airflow connection itself)."""
+
+    shard: int
+    shards: int
+    decided_at: datetime
+    worker_id: str
+    conninfo: str
+    campaigns: list[Campaign]
+    sender: SenderIdentity
+    secret: bytes
+    channels: dict[str, tuple[Any, ...]]  # channel -> how to build its sender (`_channel_recipe`)
+    sendable: list[str]
+    workers: int
+    claim_batch: int
+    max_attempts: int
+    max_total_attempts: int
+    backoff_base_s: float
+    backoff_max_s: float
+    templates_dir: Path
+
+
+def _channel_recipe(channels: dict[str, Any]) -> dict[str, tuple[Any, ...]]:
+    """The settings each channel's sender was built from, so a child builds its own (clients, sessions and
+    keep-alive connections are per process and per thread)."""
+    out: dict[str, tuple[Any, ...]] = {}
+    for name, ch in channels.items():
+        if name == "push":
+            web, fcm = ch.web, ch.fcm
+            out[name] = (web and web.settings, fcm and fcm.settings, (web or fcm).timeout_s)
+        else:
+            out[name] = (ch.settings, ch.timeout_s)
+    return out
+
+
+def _channels_from_recipe(recipe: dict[str, tuple[Any, ...]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for name, args in recipe.items():
+        if name == "email":
+            from cart_recovery.channels.email import EmailChannel
+
+            out[name] = EmailChannel(*args)
+        elif name == "sms":
+            from cart_recovery.channels.sms import SmsChannel
+
+            out[name] = SmsChannel(*args)
+        elif name == "push":
+            from cart_recovery.channels.push import FcmChannel, PushChannel, WebPushChannel
+
+            web, fcm, timeout_s = args
+            out[name] = PushChannel(
+                WebPushChannel(web, timeout_s) if web else None, FcmChannel(fcm, timeout_s) if fcm else None
+            )
+    return out
+
+
+def run_shard(job: ShardJob) -> dict[str, int]:
+    """A child process's body (`cart_recovery.subprocess_jobs`): shard `job.shard` of the run's worklist,
+    sent exactly as the parent sends its own; returns its counts."""
+    from cart_recovery.rendering import EmailRenderer
+
+    run = _Run(
+        decided_at=job.decided_at,
+        dry_run=False,
+        worker_id=job.worker_id,
+        conninfo=job.conninfo,
+        campaigns={c.name: c for c in job.campaigns},
+        renderer=EmailRenderer(job.templates_dir),
+        sender=job.sender,
+        secret=job.secret,
+        channels=_channels_from_recipe(job.channels),
+        max_attempts=job.max_attempts,
+        max_total_attempts=job.max_total_attempts,
+        backoff_base_s=job.backoff_base_s,
+        backoff_max_s=job.backoff_max_s,
+        fault_exit=os.environ.get(FAULT_EXIT_ENV) in ("1", "shard"),
+        templates_dir=job.templates_dir,
+    )
+    with psycopg.connect(job.conninfo, row_factory=dict_row) as conn:
+        # the run's decisions, as the parent read them (its temp tables are its own)
+        conn.execute(
+            "create temp table cr_run as " + decisions_sql(conn) + _RUN_WHERE,
+            {"t": job.decided_at, "campaigns": list(run.campaigns)},
+        )
+        conn.execute("analyze cr_run")
+        by_channel = _materialise_work(conn, job.decided_at, list(run.campaigns), False, (job.shard, job.shards))
+        total = sum(by_channel.get(c, 0) for c in job.sendable)
+        try:
+            _send_pool(run, conn, total, job.sendable, job.workers, job.claim_batch)
+        finally:
+            for c in run.conns:
+                c.close()
+    log.info("%d messages in this process's share: %s", total, dict(sorted(run.counts.items())))
+    return dict(run.counts)
+
+
+def _start_shards(
+    run: _Run, shards: int, sendable: list[str], workers: int, claim_batch: int, campaigns: list[str]
+) -> list[Any]:
+    from cart_recovery.subprocess_jobs import start
+
+    jobs = []
+    for k in range(1, shards):
+        job = ShardJob(
+            shard=k,
+            shards=shards,
+            decided_at=run.decided_at,
+            worker_id=f"{run.worker_id}/{k}",
+            conninfo=run.conninfo,
+            campaigns=[run.campaigns[c] for c in campaigns],
+            sender=run.sender,
+            secret=run.secret,
+            channels=_channel_recipe(run.channels),
+            sendable=sendable,
+            workers=workers,
+            claim_batch=max(claim_batch, 1),
+            max_attempts=run.max_attempts,
+            max_total_attempts=run.max_total_attempts,
+            backoff_base_s=run.backoff_base_s,
+            backoff_max_s=run.backoff_max_s,
+            templates_dir=run.templates_dir,
+        )
+        jobs.append(start(f"send shard {k}/{shards}", "cart_recovery.sending:run_shard", job))
+    return jobs
+
+
+def _collect_shard(run: _Run, child: Any) -> None:
+    """A child's counts, merged into the run's; a child that crashed or raised is an `error` (the task fails:
+    its claimed rows become unknown after `stale_after`, its untried ones stay pending for the retry)."""
+    ok, result = child.wait()
+    if ok:
+        with run.lock:
+            run.counts.update(result)
+        return
+    log.error("%s: %s; its unsent messages are left for a rerun", child.name, result)
+    run.count("error")
 
 
 def _channel_senders(
@@ -719,8 +919,12 @@ def send_messages(
     backoff_base_s: float = 0.5,
     backoff_max_s: float = 60.0,
     templates_dir: Path = TEMPLATES_DIR,
+    processes: int | None = None,
+    min_per_process: int = 2000,
 ) -> dict[str, Any]:
     """Send (or, dry, render and record) every message decided at `decided_at` for `campaigns`.
+
+    `concurrency` threads in all, over `processes` processes (`shard_count`: a large run uses a second core).
 
     Returns PII-free counts for XCom. Raises SendIncomplete when rows are left pending for a rerun.
     """
@@ -785,24 +989,6 @@ def send_messages(
             " (dry run)" if dry_run else "",
         )
 
-        workers = max(concurrency, 1)
-        in_flight = threading.BoundedSemaphore(workers * 2)  # bounded memory for 100k messages
-
-        def task(batch: list[dict[str, Any]]) -> None:
-            try:
-                if dry_run:
-                    for r in batch:
-                        _process_dry(run, r)
-                else:
-                    _process_batch(run, batch)
-            except Exception:
-                # never lose a worker silently; a row it may have sent keeps its claim (unknown after
-                # stale_after), its untried rows went back to pending
-                log.exception("batch of %d from message %s: unexpected error", len(batch), batch[0].get("message_id"))
-                run.count("error")
-            finally:
-                in_flight.release()
-
         by_channel = _materialise_work(conn, decided_at, list(by_name), dry_run)
         sendable = sorted(by_channel)
         if not dry_run:
@@ -813,11 +999,24 @@ def send_messages(
                 not_configured[name] = by_channel[name]
                 run.count("pending", by_channel[name])
             sendable = sorted(run.channels)
-        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix="send") as pool:
-            total = sum(by_channel.get(c, 0) for c in sendable)
-            for batch in _worklist(conn, total, sendable, workers, max(claim_batch, 1)):
-                in_flight.acquire()
-                pool.submit(task, batch)
+        total = sum(by_channel.get(c, 0) for c in sendable)
+        shards = 1 if dry_run else shard_count(total, processes, min_per_process)
+        workers = max(concurrency // shards, 1)
+        children = []
+        if shards > 1:
+            # the other processes' shares leave this one's worklist; each child builds its own (S2: every
+            # claim is still the conditional update, so shares that overlapped could not send twice)
+            conn.execute("delete from cr_work as m where not (true" + _SHARD_SQL + ")", {"shard": 0, "shards": shards})
+            children = _start_shards(run, shards, sendable, workers, claim_batch, list(by_name))
+            total = conn.execute("select count(*) as n from cr_work where channel = any(%s)", (sendable,)).fetchone()[
+                "n"
+            ]
+            log.info("sending over %d processes of %d workers each", shards, workers)
+        try:
+            _send_pool(run, conn, total, sendable, workers, max(claim_batch, 1))
+        finally:
+            for child in children:
+                _collect_shard(run, child)
         conn.commit()
         for c in run.conns:
             c.close()
