@@ -181,6 +181,8 @@ def test_bad_product_row_is_quarantined(db, landing, line, reason):
     report = load_landing(landing, db)
     assert report.rows_loaded == 1
     assert db.execute("select line_number, reason from raw.quarantine").fetchall() == [(3, reason)]
+    # the row as the file had it (CSV written back only for quarantined rows)
+    assert db.execute("select content from raw.quarantine").fetchone()[0] == line
 
 
 def test_bad_enum_and_negative_total_in_orders(db, landing):

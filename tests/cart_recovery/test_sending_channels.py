@@ -270,3 +270,20 @@ def test_f2_exit_conditions_are_rechecked_when_the_message_is_claimed(marts, pro
     send_messages(T, "run-2", campaigns)  # a rerun neither sends nor un-skips them
     assert len(sg.accepted) == 1
     assert outbox(marts)["buyer"] == ("email", "skipped", "exited_order_placed")
+
+
+def test_f4_every_channel_is_sent_once_from_a_run_split_over_processes(marts, providers, campaigns) -> None:
+    """The child processes build their own Twilio, VAPID/FCM and SendGrid clients from the parent's settings
+    (sending._channel_recipe): every channel works from either side of the split."""
+    ch, sg = providers
+    for i in range(8):
+        add(marts, f"push{i}", T, "push", 1, subs=[web_sub(ch), {"kind": "android", "endpoint": f"tok-{i}"}])
+        add(marts, f"sms{i}", T, "sms", 2, phone=MONTREAL, coupon_code="PROMO5", coupon_percent=5)
+        add(marts, f"mail{i}", T, "email", 3)
+    result = send_messages(T, "run-1", campaigns, processes=2, min_per_process=1, concurrency=4)
+    assert result["this_run"] == {"sent": 24}
+    assert (len(ch.webpush), len(ch.fcm), len(ch.sms), len(sg.accepted)) == (8, 8, 8, 8)
+    assert sorted(m.to[0] for m in sg.accepted) == sorted(f"mail{i}@mail.example" for i in range(8))
+    workers = marts.execute("select channel, count(distinct claimed_by) from ops.messages group by 1").fetchall()
+    assert sum(n for _, n in workers) > 3, workers  # some channel's messages were sent from both processes
+    assert send_messages(T, "run-2", campaigns, processes=2, min_per_process=1)["this_run"] == {}

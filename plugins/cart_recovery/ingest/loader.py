@@ -77,8 +77,17 @@ def checksum(path: Path) -> str:
     return h.hexdigest()
 
 
-def _csv_rows(path: Path, kind: Kind) -> Iterator[tuple[int, str, dict[str, Any] | None, str | None]]:
-    """(line number, raw text, parsed row or None, reason) for each data row of a CSV file."""
+# A row's raw content: the line (JSONL), or a CSV row's fields, written back as CSV only if it is quarantined
+# (most rows load: re-serialising every row cost a few seconds per million).
+RawRow = str | list[str]
+
+
+def _raw_text(raw: RawRow) -> str:
+    return raw if isinstance(raw, str) else _csv_text(raw)
+
+
+def _csv_rows(path: Path, kind: Kind) -> Iterator[tuple[int, RawRow, dict[str, Any] | None, str | None]]:
+    """(line number, raw fields, parsed row or None, reason) for each data row of a CSV file."""
     with path.open(encoding="utf-8-sig", newline="") as f:
         reader = csv.reader(f)
         try:
@@ -90,15 +99,14 @@ def _csv_rows(path: Path, kind: Kind) -> Iterator[tuple[int, str, dict[str, Any]
         for values in reader:
             line_no = line_start
             line_start = reader.line_num + 1
-            text = _csv_text(values)
             if not any(v.strip() for v in values):
                 continue  # blank line
             if missing:
-                yield line_no, text, None, f"missing column {missing[0]}"
+                yield line_no, values, None, f"missing column {missing[0]}"
             elif len(values) != len(header):
-                yield line_no, text, None, f"expected {len(header)} fields, got {len(values)}"
+                yield line_no, values, None, f"expected {len(header)} fields, got {len(values)}"
             else:
-                yield line_no, text, dict(zip(header, values, strict=True)), None
+                yield line_no, values, dict(zip(header, values, strict=True)), None
 
 
 def _csv_text(values: list[str]) -> str:
@@ -128,7 +136,7 @@ def _jsonl_rows(path: Path, kind: Kind) -> Iterator[tuple[int, str, dict[str, An
             yield line_no, text, obj, None
 
 
-def _validated(path: Path, kind: Kind) -> Iterator[tuple[int, str, Row | None, str | None]]:
+def _validated(path: Path, kind: Kind) -> Iterator[tuple[int, RawRow, Row | None, str | None]]:
     rows = _csv_rows(path, kind) if kind.fmt == "csv" else _jsonl_rows(path, kind)
     for line_no, text, parsed, reason in rows:
         if parsed is None:
@@ -148,7 +156,7 @@ def _load_file(conn: psycopg.Connection, path: Path, kind: Kind, digest: str) ->
         with cur.copy(f"copy {kind.table} ({cols}) from stdin") as copy:
             for line_no, text, row, reason in _validated(path, kind):
                 if row is None:
-                    quarantined.append((path.name, kind.name, line_no, reason or "rejected", text))
+                    quarantined.append((path.name, kind.name, line_no, reason or "rejected", _raw_text(text)))
                     report.reasons[reason or "rejected"] = report.reasons.get(reason or "rejected", 0) + 1
                     continue
                 copy.write_row((*row, path.name, line_no))
