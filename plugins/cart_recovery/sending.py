@@ -742,11 +742,11 @@ class ShardJob:
     shards: int
     decided_at: datetime
     worker_id: str
-    conninfo: str
+    conninfo: str = field(repr=False)  # holds the password
     campaigns: list[Campaign]
     sender: SenderIdentity
-    secret: bytes
-    channels: dict[str, tuple[Any, ...]]  # channel -> how to build its sender (`_channel_recipe`)
+    secret: bytes = field(repr=False)
+    channels: dict[str, tuple[Any, ...]] = field(repr=False)  # channel -> its settings (`_channel_recipe`)
     sendable: list[str]
     workers: int
     claim_batch: int
@@ -1008,9 +1008,8 @@ def send_messages(
             # claim is still the conditional update, so shares that overlapped could not send twice)
             conn.execute("delete from cr_work as m where not (true" + _SHARD_SQL + ")", {"shard": 0, "shards": shards})
             children = _start_shards(run, shards, sendable, workers, claim_batch, list(by_name))
-            total = conn.execute("select count(*) as n from cr_work where channel = any(%s)", (sendable,)).fetchone()[
-                "n"
-            ]
+            mine = conn.execute("select count(*) as n from cr_work where channel = any(%s)", (sendable,)).fetchone()
+            total = mine["n"] if mine else 0
             log.info("sending over %d processes of %d workers each", shards, workers)
         try:
             _send_pool(run, conn, total, sendable, workers, max(claim_batch, 1))

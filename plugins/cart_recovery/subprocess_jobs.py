@@ -120,7 +120,11 @@ def _child_main() -> int:
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(_LineFormatter("%(message)s"))
     logging.basicConfig(level=level, handlers=[handler], force=True)
-    stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
+    stdin = sys.stdin.buffer
+    # the result gets fd 1 to itself: whatever else writes to stdout (a stray print) goes to stderr, a log line
+    stdout = os.fdopen(os.dup(1), "wb")
+    os.dup2(2, 1)
+    sys.stdout = sys.stderr
     size = int.from_bytes(stdin.read(8), "big")
     function, payload = pickle.loads(stdin.read(size))
     # this file runs as __main__: the jobs see the event of the module they import
