@@ -131,6 +131,15 @@ def decisions_sql(conn: psycopg.Connection) -> str:
 
 _RUN_WHERE = " where e.decided_at = %(t)s and e.campaign = any(%(campaigns)s)"
 
+
+def _create_run_table(conn: psycopg.Connection, t: datetime, campaigns: list[str]) -> None:
+    """cr_run: the decisions at T of `campaigns`, in this session (the sender and each of its child processes)."""
+    conn.execute("drop table if exists cr_run")
+    run_sql = "create temp table cr_run on commit preserve rows as " + decisions_sql(conn) + _RUN_WHERE
+    conn.execute(run_sql, {"t": t, "campaigns": campaigns})
+    conn.execute("analyze cr_run")  # temp tables get no statistics otherwise: the worklist join needs them
+
+
 # F4: the zone of a store's region when the phone gives none (recipient_time_zone falls back to it)
 REGION_TIME_ZONES = {
     "QC": "America/Toronto",
@@ -815,11 +824,7 @@ def run_shard(job: ShardJob) -> dict[str, int]:
     )
     with psycopg.connect(job.conninfo, row_factory=dict_row) as conn:
         # the run's decisions, as the parent read them (its temp tables are its own)
-        conn.execute(
-            "create temp table cr_run as " + decisions_sql(conn) + _RUN_WHERE,
-            {"t": job.decided_at, "campaigns": list(run.campaigns)},
-        )
-        conn.execute("analyze cr_run")
+        _create_run_table(conn, job.decided_at, list(run.campaigns))
         by_channel = _materialise_work(conn, job.decided_at, list(run.campaigns), False, (job.shard, job.shards))
         total = sum(by_channel.get(c, 0) for c in job.sendable)
         try:
@@ -959,10 +964,7 @@ def send_messages(
         if not by_name:
             log.info("no campaigns to send for %s", decided_at.isoformat())
             return {"decided_at": decided_at.isoformat(), "dry_run": dry_run, "decisions": 0, "outcomes": {}}
-        conn.execute("drop table if exists cr_run")
-        run_sql = "create temp table cr_run on commit preserve rows as " + decisions_sql(conn) + _RUN_WHERE
-        conn.execute(run_sql, {"t": decided_at, "campaigns": list(by_name)})
-        conn.execute("analyze cr_run")  # temp tables get no statistics otherwise: the worklist join needs them
+        _create_run_table(conn, decided_at, list(by_name))
         rows, decisions, unsupported, holdouts = _decision_rows(conn, decided_at, by_name, dry_run)
         new = outbox.record(conn, rows)  # committed before any API call (S2)
         deferred = 0
