@@ -1,5 +1,8 @@
 {{
     config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook="{{ retargeting_delete_recheck_window() }}",
         indexes=[
             {'columns': ['customer_id', 'candidate_at'], 'unique': True},
         ],
@@ -11,6 +14,8 @@
 -- email consent in force (E3) and had not opted out of email (E4: unsubscribe or spam report). Held-out
 -- customers (E8) and dry runs (S3) are not candidates: the holdout measures recovery without any nudge.
 -- The address is hashed here (trimmed, lower case, SHA-256 hex); no plain email leaves this model.
+-- Incremental: a run re-checks the moments after retargeting_recheck_from() (macros/retargeting.sql) and
+-- keeps the earlier, settled ones, so a day costs the day's decisions, not the message history.
 with decided_now as (
     select distinct customer_id
     from {{ ref('eligible_recipients') }}
@@ -24,6 +29,7 @@ decided_before as (
     from {{ ref('stg_ops__messages') }}
     where
         decided_at <= {{ evaluation_time() }}
+        and decided_at > {{ retargeting_recheck_from() }}
         and status != 'dry_run'
         and idempotency_key not like 'dry\_run:%'
         and skip_reason is distinct from 'holdout'

@@ -101,16 +101,17 @@ opt_outs as (
         and occurred_at <= {{ evaluation_time() }}
 ),
 
+-- An unsubscribe or spam report is for good (E4): one made before joining would have kept the customer
+-- out, unless it arrived after their moment was settled (macros/retargeting.sql); then it ends the
+-- membership as it begins
 unsubscribed as (
     select
         joins.customer_id,
         joins.joined_at,
-        min(opt_outs.opted_out_at) as opted_out_at
+        greatest(joins.joined_at, min(opt_outs.opted_out_at)) as opted_out_at
     from joins
     inner join opt_outs
-        on
-            (joins.customer_id = opt_outs.customer_id or joins.email_sha256 = opt_outs.email_sha256)
-            and joins.joined_at < opt_outs.opted_out_at
+        on (joins.customer_id = opt_outs.customer_id or joins.email_sha256 = opt_outs.email_sha256)
     group by joins.customer_id, joins.joined_at
 ),
 
