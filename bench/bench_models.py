@@ -13,7 +13,11 @@ its event, as the shop's files arrive through the day. Then day after day:
   daily DAG builds (every model and test but the attribution ones);
 - `floor_query_s`: the median of one hand-written SQL query computing the same eligible set at the same T
   (warm: run twice, the second timed; PLATFORM.md measured about 2 s warm with indexes at scale 1);
-- `build_vs_floor`: the median of the days' build / floor ratios.
+- `build_vs_floor`: the median of the days' build / floor ratios;
+- `dbt_fixed_cost_s`: the same daily build on a world a thousand times smaller (scale 0.001: 1,000
+  customers), median of 3 days: what dbt costs before any data (re-parsing for the new T, then the 220
+  nodes' compilation, DDL and round trips on 4 threads); `build_vs_floor_above_fixed_cost` sets the rest
+  against the floor.
 Each day the models' eligible set must equal the floor's (cart, version, customer): the benchmark fails
 otherwise. The machine's load average is recorded next to the figures. The figures are merged into
 bench/results/latest.json (other benchmarks own other keys).
@@ -374,6 +378,32 @@ def run_head(argv: list[str], record_here: bool) -> int:
     return 0
 
 
+def fixed_cost_builds(admin: str, campaigns: list[dict], days: int = 3) -> list[float]:
+    """The daily builds (day 2 on) of a world of scale 0.001 in a database of its own."""
+    name = f"cr_bench_models_fixed_{uuid.uuid4().hex[:6]}"
+    url = create_database(admin, name)
+    conn_id = f"cr_bench_{uuid.uuid4().hex[:6]}"
+    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = url
+    target = Path(tempfile.mkdtemp(prefix="cr-bench-dbt-target-fixed-"))
+    builds = []
+    try:
+        with psycopg.connect(url) as conn:
+            ensure_schema(conn)
+            generate(conn, 0.001, day=1)
+            timed_build(T, campaigns, conn_id, target)
+            record_sends(conn, T)
+            for day in range(2, days + 2):
+                t = T + timedelta(days=day - 1)
+                generate(conn, 0.001, day=day)
+                builds.append(timed_build(t, campaigns, conn_id, target))
+                record_sends(conn, t)
+    finally:
+        os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
+        drop_database(admin, name)
+        shutil.rmtree(target, ignore_errors=True)
+    return builds
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--scale", type=float, default=1.0, help="1.0 = 1M customers, 2M carts, 1M orders")
@@ -435,6 +465,9 @@ def main() -> None:
                 floors.append(floor_s)
                 ratios.append(build_s / floor_s)
                 eligible.append(len(models))
+        fixed = fixed_cost_builds(admin, campaigns)
+        print(f"fixed cost (scale 0.001): daily builds {[round(b, 1) for b in fixed]}s", flush=True)
+        fixed_s = statistics.median(fixed)
         figures = {
             "models_scale": args.scale,
             "models_eligible": eligible[0],
@@ -455,6 +488,11 @@ def main() -> None:
             "floor_query_s": round(statistics.median(floors), 3),
             "floor_queries_s": [round(f, 3) for f in floors],
             "build_vs_floor": round(statistics.median(ratios), 1),
+            "dbt_fixed_cost_s": round(fixed_s, 2),
+            "dbt_fixed_cost_builds_s": [round(b, 2) for b in fixed],
+            "build_vs_floor_above_fixed_cost": round(
+                statistics.median((b - fixed_s) / f for b, f in zip(builds, floors, strict=True)), 1
+            ),
             "models_load_avg_1m": [load_before, load_average()],
         }
         print(figures)
