@@ -38,6 +38,8 @@ import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import datetime, timedelta
 from pathlib import Path
 
@@ -378,17 +380,32 @@ def run_head(argv: list[str], record_here: bool) -> int:
     return 0
 
 
-def fixed_cost_builds(admin: str, campaigns: list[dict], days: int = 3) -> list[float]:
-    """The daily builds (day 2 on) of a world of scale 0.001 in a database of its own."""
-    name = f"cr_bench_models_fixed_{uuid.uuid4().hex[:6]}"
+@contextmanager
+def bench_database(admin: str, prefix: str, keep: bool = False) -> Iterator[tuple[str, str]]:
+    """A new database with the schema applied, as (url, Airflow connection id), dropped on exit unless
+    `keep`."""
+    name = f"{prefix}_{uuid.uuid4().hex[:6]}"
     url = create_database(admin, name)
     conn_id = f"cr_bench_{uuid.uuid4().hex[:6]}"
     os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = url
-    target = Path(tempfile.mkdtemp(prefix="cr-bench-dbt-target-fixed-"))
-    builds = []
     try:
         with psycopg.connect(url) as conn:
             ensure_schema(conn)
+        yield url, conn_id
+    finally:
+        os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
+        if keep:
+            print(f"kept database {name}: {url}")
+        else:
+            drop_database(admin, name)
+
+
+def fixed_cost_builds(admin: str, campaigns: list[dict], days: int = 3) -> list[float]:
+    """The daily builds (day 2 on) of a world of scale 0.001 in a database of its own."""
+    target = Path(tempfile.mkdtemp(prefix="cr-bench-dbt-target-fixed-"))
+    builds = []
+    try:
+        with bench_database(admin, "cr_bench_models_fixed") as (url, conn_id), psycopg.connect(url) as conn:
             generate(conn, 0.001, day=1)
             timed_build(T, campaigns, conn_id, target)
             record_sends(conn, T)
@@ -398,8 +415,6 @@ def fixed_cost_builds(admin: str, campaigns: list[dict], days: int = 3) -> list[
                 builds.append(timed_build(t, campaigns, conn_id, target))
                 record_sends(conn, t)
     finally:
-        os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
-        drop_database(admin, name)
         shutil.rmtree(target, ignore_errors=True)
     return builds
 
@@ -421,17 +436,12 @@ def main() -> None:
         raise SystemExit(run_head(sys.argv[1:], record_here=not args.no_record))
 
     admin = ensure_local_postgres(verbose=False)
-    name = f"cr_bench_models_{uuid.uuid4().hex[:6]}"
-    url = create_database(admin, name)
-    conn_id = f"cr_bench_{uuid.uuid4().hex[:6]}"
-    os.environ[f"AIRFLOW_CONN_{conn_id.upper()}"] = url
     target = Path(tempfile.mkdtemp(prefix="cr-bench-dbt-target-"))
     print(f"dbt target (run_results_day*.json): {target}", flush=True)
     campaigns = [c for c in to_dbt_vars(load_campaigns()) if c["name"] == "bookstore_daily"]
     load_before = load_average()
-    try:
+    with bench_database(admin, "cr_bench_models", keep=args.keep) as (url, conn_id):
         with psycopg.connect(url) as conn:
-            ensure_schema(conn)
             t0 = time.perf_counter()
             sizes = generate(conn, args.scale, day=1)
             print(f"generated {sizes} in {time.perf_counter() - t0:.1f}s", flush=True)
@@ -499,12 +509,6 @@ def main() -> None:
         print(FIGURES + json.dumps(figures), flush=True)
         if not args.no_record:
             record(figures)
-    finally:
-        os.environ.pop(f"AIRFLOW_CONN_{conn_id.upper()}", None)
-        if args.keep:
-            print(f"kept database {name}: {url}")
-        else:
-            drop_database(admin, name)
 
 
 if __name__ == "__main__":
