@@ -26,7 +26,7 @@ import pendulum
 from airflow.sdk import dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
-from cart_recovery import attribution
+from cart_recovery import attribution, orchestration
 
 
 @dag(
@@ -41,7 +41,11 @@ from cart_recovery import attribution
     tags=["cart_recovery"],
 )
 def cart_recovery_attribution():
-    attribution.build_attribute_and_report()
+    (
+        orchestration.load_landing_files_task()
+        >> attribution.attribution_models()
+        >> orchestration.as_task(attribution.summarize_attribution)
+    )
 
 
 cart_recovery_attribution()

@@ -33,7 +33,15 @@ from cart_recovery import orchestration
     tags=["cart_recovery"],
 )
 def cart_recovery_backfill():
-    orchestration.build_decide_and_send()
+    o = orchestration
+    (
+        o.load_landing_files_task()
+        >> o.as_task(o.has_steps_to_decide, short_circuit=True, scope="daily")
+        >> o.decision_models("daily")
+        >> o.as_task(o.assign_coupons)
+        >> o.as_task(o.send_messages, scope="daily")
+        >> o.as_task(o.summarize_run)
+    )
 
 
 cart_recovery_backfill()

@@ -4,6 +4,7 @@
 The bookstore case's daily run, 09:00 America/Toronto (O1), deciding at T = the run's data-interval end:
 
 1. `load_landing_files` — new landing files into `raw` (as `cart_recovery_ingest`);
+   `has_steps_to_decide` — skips the rest (shown skipped) when no enabled `daily` campaign is selected;
 2. `build_models` — the dbt project, one task per model with its tests (cosmos), with T and the enabled
    `daily` campaigns as vars: abandoned carts, exclusions with one reason each (E9), eligible recipients;
 3. `assign_coupons` — unique codes from the pools, at most one customer per code, ever (C2, C3);
@@ -38,7 +39,18 @@ from cart_recovery import orchestration
     tags=["cart_recovery"],
 )
 def cart_recovery_daily():
-    orchestration.build_decide_and_send()
+    o = orchestration
+    build = o.decision_models("daily")
+    (
+        o.load_landing_files_task()
+        >> o.as_task(o.has_steps_to_decide, short_circuit=True, scope="daily")
+        >> build
+        >> o.as_task(o.assign_coupons)
+        >> o.as_task(o.send_messages, scope="daily")
+        >> o.as_task(o.summarize_run)
+    )
+    # F5: the retargeting audience export, beside the send (its failure never blocks a message)
+    build >> o.as_task(o.export_retargeting_audience)
 
 
 cart_recovery_daily()

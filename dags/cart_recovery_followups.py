@@ -5,7 +5,9 @@ Every hour (America/Toronto), deciding at T = the run's data-interval end (contr
 due — every step of the `hourly` campaigns (first steps included) and the follow-up steps (≥ 2) of the
 `daily` ones (F1):
 
-1. `load_landing_files` — new landing files into `raw`;
+1. `load_landing_files` — new landing files into `raw`; `has_steps_to_decide` — with no enabled campaign
+   step in this scope (the shipped configuration: `bookstore_daily` has one step) the rest is skipped,
+   shown skipped in the UI, and the run succeeds;
 2. `build_models` — the dbt project with `decision_scope=followups`: which step is due for each cart version,
    on which channel (F3), and why not (exits, engagement, no allowed channel — one reason each, E9);
 3. `assign_coupons` — codes for the steps that carry one (C1–C3);
@@ -42,7 +44,15 @@ from cart_recovery import orchestration
     tags=["cart_recovery"],
 )
 def cart_recovery_followups():
-    orchestration.build_decide_and_send(scope="followups")
+    o = orchestration
+    (
+        o.load_landing_files_task()
+        >> o.as_task(o.has_steps_to_decide, short_circuit=True, scope="followups")
+        >> o.decision_models("followups")
+        >> o.as_task(o.assign_coupons)
+        >> o.as_task(o.send_messages, scope="followups")
+        >> o.as_task(o.summarize_run)
+    )
 
 
 cart_recovery_followups()

@@ -12,7 +12,7 @@ from __future__ import annotations
 from datetime import timedelta
 
 import pendulum
-from airflow.sdk import dag, task
+from airflow.sdk import dag
 from airflow.timetables.trigger import CronTriggerTimetable
 
 from cart_recovery import orchestration
@@ -29,7 +29,7 @@ from cart_recovery import orchestration
     tags=["cart_recovery"],
 )
 def cart_recovery_ingest():
-    task(task_id="load_landing_files")(orchestration.load_landing_files)()
+    orchestration.load_landing_files_task()
 
 
 cart_recovery_ingest()

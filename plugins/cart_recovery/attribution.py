@@ -103,17 +103,8 @@ def _num(value: Any) -> float | None:
     return None if value is None else float(value)
 
 
-def build_attribute_and_report() -> None:
-    """The attribution chain, created inside the calling DAG's context:
-    load_landing_files >> build_models (the attribution models and their ancestors) >> summarize_attribution."""
-    from airflow.sdk import get_current_context, task
-
-    @task(task_id="summarize_attribution")
-    def summarize() -> dict[str, Any]:
-        return summarize_attribution(get_current_context())
-
-    load = task(task_id="load_landing_files")(orchestration.load_landing_files)()
-    models = orchestration.dbt_task_group(
+def attribution_models() -> Any:
+    """The attribution models and their staging ancestors as a cosmos task group (`build_models`)."""
+    return orchestration.dbt_task_group(
         select=ATTRIBUTION_SELECT, exclude=(), interceptor=set_attribution_dbt_vars, partial=True
     )
-    load >> models >> summarize()

@@ -37,7 +37,7 @@ def evaluation_time(context: Any) -> datetime:
     return end
 
 
-# Which (campaign, step) pairs a build decides (the dbt var `decision_scope`, /work/briefs/followups.md):
+# Which (campaign, step) pairs a build decides (the dbt var `decision_scope`, docs/INTERFACES.md):
 # `daily` — step 1 of the `daily` campaigns (cart_recovery_daily, the backfill); `followups` — every due step
 # of the `hourly` campaigns and steps >= 2 of the `daily` ones (cart_recovery_followups, contract §3).
 SCOPES = ("daily", "followups")
@@ -239,28 +239,48 @@ def load_landing_files() -> dict[str, Any]:
     return run_ingest()
 
 
-def build_decide_and_send(scope: str = "daily") -> None:
-    """The chain shared by the daily, backfill and followups DAGs, created inside the calling DAG's context:
-    load_landing_files >> build_models >> assign_coupons >> send_messages >> summarize_run.
-    `scope` (SCOPES) says which steps the build decides and which campaigns the run sends."""
+def has_steps_to_decide(context: Any, scope: str = "daily") -> bool:
+    """Whether the scope holds an enabled campaign step this run decides (contract §3, §6). The shipped
+    configuration enables one daily one-step campaign only: every hourly run has nothing to decide, and its
+    build and send are skipped (shown skipped in the UI) instead of building empty decisions every hour."""
+    campaigns = campaigns_for(context, scope)
+    if not campaigns:
+        log.info("no enabled campaign has a step the %s scope decides: build and send skipped", scope)
+        return False
+    log.info("%s scope: %s", scope, ", ".join(c.name for c in campaigns))
+    return True
+
+
+def as_task(fn: Callable[..., Any], *, short_circuit: bool = False, **kwargs: Any) -> Any:
+    """`fn(context, **kwargs)` as a task of the DAG being defined, named after `fn`. `short_circuit`: a falsy
+    result skips every task downstream (the run still succeeds)."""
     from airflow.sdk import get_current_context, task
 
+    def run() -> Any:
+        return fn(get_current_context(), **kwargs)
+
+    run.__name__ = fn.__name__
+    run.__doc__ = fn.__doc__
+    decorator = task.short_circuit if short_circuit else task
+    return decorator(task_id=fn.__name__)(run)()
+
+
+def load_landing_files_task() -> Any:
+    """The `load_landing_files` task (no context needed)."""
+    from airflow.sdk import task
+
+    return task(task_id="load_landing_files")(load_landing_files)()
+
+
+def decision_models(scope: str = "daily") -> Any:
+    """The dbt task group that decides for a scope (`build_models`), its vars set on every task."""
     if scope not in SCOPES:
         raise ValueError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
+    return dbt_task_group(interceptor=set_followups_dbt_vars if scope == "followups" else set_dbt_vars)
 
-    def in_context(fn: Any, **kwargs: Any) -> Any:
-        def run() -> dict[str, Any]:
-            return fn(get_current_context(), **kwargs)
 
-        run.__name__ = fn.__name__
-        run.__doc__ = fn.__doc__
-        return task(task_id=fn.__name__)(run)()
+def export_retargeting_audience(context: Any) -> dict[str, Any]:
+    """F5: the run's retargeting audience changes, exported beside the send (cart_recovery.retargeting)."""
+    from cart_recovery.retargeting import export_retargeting_audience as export
 
-    interceptor = set_followups_dbt_vars if scope == "followups" else set_dbt_vars
-    load = task(task_id="load_landing_files")(load_landing_files)()
-    build = dbt_task_group(interceptor=interceptor)
-    load >> build >> in_context(assign_coupons) >> in_context(send_messages, scope=scope) >> in_context(summarize_run)
-    if scope == "daily":  # F5: the retargeting export, beside the send (its failure never blocks a message)
-        from cart_recovery.retargeting import export_retargeting_audience
-
-        build >> in_context(export_retargeting_audience)
+    return export(context)

@@ -6,14 +6,16 @@
 -- window_start is where the build starts reading carts (int_carts_latest_state): the D2 window's start,
 -- and in the followups scope earlier by the campaign's follow-up span, so a cart whose later step is due
 -- is still read (a step k >= 2 stays due for max_cart_age after its due time, as step 1 stays in D2).
-{%- set campaigns = var('campaigns') %}
+-- Without any campaign (a scope with nothing enabled) the model is empty, with the same columns: one typed
+-- placeholder row, filtered out.
+{%- set campaigns = var('campaigns') or [] %}
 {%- set scope = var('decision_scope', 'daily') %}
 {%- if scope not in ('daily', 'followups') %}
 {{ exceptions.raise_compiler_error("var decision_scope must be daily or followups, not " ~ scope) }}
 {%- endif %}
 
 with settings as (
-    {%- for c in campaigns %}
+    {%- for c in campaigns or [{'name': none, 'steps': []}] %}
     {%- set max_age_minutes = c.get('max_cart_age_hours', 24) * 60 %}
     {%- set ns = namespace(span=0) %}
     {%- for s in c['steps'][1:] %}
@@ -34,6 +36,9 @@ with settings as (
         {{ c.get('attribution_window_hours', 24) }}::integer as attribution_window_hours,
         {{ c['steps'] | length }}::integer as step_count,
         {{ ns.span if scope == 'followups' else 0 }}::integer as followup_span_minutes
+    {%- if not campaigns %}
+    where false
+    {%- endif %}
     {%- if not loop.last %}
     union all
     {%- endif %}
