@@ -139,7 +139,7 @@ def outside_airflow(admin: str, landing: Path) -> dict[str, Any]:
     start-up and cosmos's one task (one dbt start-up, one parse) per model and test."""
 
     from cart_recovery.campaigns import load_campaigns, to_dbt_vars
-    from cart_recovery.dbt import run_dbt
+    from cart_recovery.dbt import run_dbt, run_vars
     from cart_recovery.ingest import load_landing
 
     name = f"cr_bench_day_cmp_{uuid.uuid4().hex[:6]}"
@@ -156,7 +156,7 @@ def outside_airflow(admin: str, landing: Path) -> dict[str, Any]:
         t0 = time.perf_counter()
         run_dbt(
             ["build", "--quiet", "--exclude", "tag:attribution"],
-            vars={"evaluation_time": datetime.fromisoformat(T).isoformat(), "campaigns": campaigns},
+            vars=run_vars(datetime.fromisoformat(T), "daily", campaigns),
             target_path=target,
         )
         dbt_s = time.perf_counter() - t0

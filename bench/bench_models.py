@@ -50,7 +50,7 @@ from results import record  # noqa: E402
 
 from cart_recovery.campaigns import load_campaigns, to_dbt_vars  # noqa: E402
 from cart_recovery.db import ensure_schema  # noqa: E402
-from cart_recovery.dbt import run_dbt  # noqa: E402
+from cart_recovery.dbt import run_dbt, run_vars  # noqa: E402
 from cart_recovery.devtools.local_pg import create_database, drop_database, ensure_local_postgres  # noqa: E402
 
 T = datetime.fromisoformat("2026-11-20T14:00:00+00:00")
@@ -309,7 +309,7 @@ def timed_build(t: datetime, campaigns: list[dict], conn_id: str, target: Path) 
     t0 = time.perf_counter()
     run_dbt(
         DAILY_BUILD,
-        vars={"evaluation_time": t.isoformat(), "campaigns": campaigns},
+        vars=run_vars(t, "daily", campaigns),
         conn_id=conn_id,
         target_path=target,
     )

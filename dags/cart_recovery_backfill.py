@@ -33,14 +33,15 @@ from cart_recovery import orchestration
     tags=["cart_recovery"],
 )
 def cart_recovery_backfill():
-    o = orchestration
+    o, scope = orchestration, "backfill"
     (
         o.load_landing_files_task()
-        >> o.as_task(o.has_steps_to_decide, short_circuit=True, scope="daily")
-        >> o.decision_models("daily")
-        >> o.as_task(o.assign_coupons)
-        >> o.as_task(o.send_messages, scope="daily")
-        >> o.as_task(o.summarize_run)
+        >> o.as_task(o.has_steps_to_decide, short_circuit=True, scope=scope)
+        >> o.decision_models(scope)
+        >> o.as_task(o.assign_coupons, scope=scope)
+        >> o.as_task(o.send_messages, scope=scope)
+        >> o.as_task(o.summarize_run, scope=scope)
+        >> o.as_task(o.drop_run_schema, scope=scope)
     )
 
 

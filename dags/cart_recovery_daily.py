@@ -39,18 +39,21 @@ from cart_recovery import orchestration
     tags=["cart_recovery"],
 )
 def cart_recovery_daily():
-    o = orchestration
-    build = o.decision_models("daily")
+    o, scope = orchestration, "daily"
+    build = o.decision_models(scope)
+    summarize = o.as_task(o.summarize_run, scope=scope)
     (
         o.load_landing_files_task()
-        >> o.as_task(o.has_steps_to_decide, short_circuit=True, scope="daily")
+        >> o.as_task(o.has_steps_to_decide, short_circuit=True, scope=scope)
         >> build
-        >> o.as_task(o.assign_coupons)
-        >> o.as_task(o.send_messages, scope="daily")
-        >> o.as_task(o.summarize_run)
+        >> o.as_task(o.assign_coupons, scope=scope)
+        >> o.as_task(o.send_messages, scope=scope)
+        >> summarize
     )
     # F5: the retargeting audience export, beside the send (its failure never blocks a message)
-    build >> o.as_task(o.export_retargeting_audience)
+    export = o.as_task(o.export_retargeting_audience)
+    build >> export
+    [summarize, export] >> o.as_task(o.drop_run_schema, scope=scope)
 
 
 cart_recovery_daily()

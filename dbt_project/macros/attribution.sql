@@ -19,7 +19,7 @@
 {% macro max_attribution_window_hours() -%}
     {%- set windows = [24] -%}
     {%- for c in var("campaigns") or [] -%}
-        {%- do windows.append(c.get("attribution_window_hours", 24) | int) -%}
+        {%- do windows.append(c["attribution_window_hours"] | int) -%}
     {%- endfor -%}
     {{ windows | max }}
 {%- endmacro %}

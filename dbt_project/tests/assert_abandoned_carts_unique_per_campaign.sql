@@ -4,6 +4,6 @@ select
     campaign,
     cart_id,
     count(*) as duplicate_rows
-from {{ ref('abandoned_carts') }}
+from {{ ref('int_abandoned_carts') }}
 group by campaign, cart_id
 having count(*) > 1

@@ -5,6 +5,6 @@ select
     step,
     cart_id,
     count(*) as duplicate_rows
-from {{ ref('coupon_assignments') }}
+from {{ ref('int_coupon_assignments') }}
 group by campaign, step, cart_id
 having count(*) > 1

@@ -1,13 +1,13 @@
 -- E9: every abandoned cart of a campaign whose first step this build decides (var decision_scope) and is
 -- due (F1: its delay after abandonment has passed) has exactly one outcome for the first step: either it
--- is in eligible_recipients_decided, or it has exactly one row (one reason) in recipient_exclusions — never
+-- is to be messaged, or it has exactly one row with one reason — never
 -- both, never neither, never two reasons. Step-1 rows of either mart for any other cart fail too.
 with abandoned as (
     select
         abandoned_carts.campaign,
         abandoned_carts.cart_id,
         abandoned_carts.cart_version
-    from {{ ref('abandoned_carts') }} as abandoned_carts
+    from {{ ref('int_abandoned_carts') }} as abandoned_carts
     inner join {{ ref('int_campaigns') }} as campaigns on abandoned_carts.campaign = campaigns.campaign
     inner join {{ ref('int_campaign_steps') }} as steps
         on abandoned_carts.campaign = steps.campaign and steps.step = 1
@@ -24,8 +24,8 @@ eligible as (
         cart_id,
         cart_version,
         count(*) as eligible_rows
-    from {{ ref('eligible_recipients_decided') }}
-    where step = 1
+    from {{ ref('int_decisions') }}
+    where step = 1 and reason is null
     group by campaign, cart_id, cart_version
 ),
 
@@ -35,8 +35,8 @@ excluded as (
         cart_id,
         cart_version,
         count(*) as reason_rows
-    from {{ ref('recipient_exclusions') }}
-    where step = 1
+    from {{ ref('int_decisions') }}
+    where step = 1 and reason is not null
     group by campaign, cart_id, cart_version
 ),
 

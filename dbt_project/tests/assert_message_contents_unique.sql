@@ -7,5 +7,6 @@ select
     cart_version,
     count(*) as duplicate_rows
 from {{ ref('message_contents') }}
+where {{ this_run() }}
 group by campaign, step, cart_id, cart_version
 having count(*) > 1

@@ -3,7 +3,8 @@
 -- eligible customers only (read by key: the test costs what the run decides, not the customer history).
 -- Fails with one row per offending recipient.
 with eligible as (
-    select * from {{ ref('eligible_recipients_decided') }}
+    select * from {{ ref('int_decisions') }}
+    where reason is null
 ),
 
 campaigns as (

@@ -5,6 +5,7 @@ select
     customer_id,
     decided_at,
     count(*) as recipient_rows
-from {{ ref('eligible_recipients_decided') }}
+from {{ ref('int_decisions') }}
+where reason is null
 group by campaign, step, customer_id, decided_at
 having count(*) > 1

@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -77,33 +77,54 @@ class Campaign:
         return override if override is not None else self.coupon_tiers
 
 
-# key -> (accepted python types, default); the type check treats bool apart (bool is an int in Python)
-_CAMPAIGN_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
-    "name": ((str,), None),
-    "enabled": ((bool,), False),
-    "cadence": ((str,), "daily"),
-    "audience": ((str,), "all"),
-    "default_locale": ((str,), "fr"),
-    "abandon_after_minutes": ((int,), 60),
-    "max_cart_age_hours": ((int,), 24),
-    "frequency_cap_days": ((int,), 7),
-    "holdout_percent": ((int, float), 0),
-    "max_items": ((int,), 4),
-    "coupon_tiers": ((str,), "none"),
-    "implied_consent_days": ((int,), 730),
-    "attribution_window_hours": ((int,), 24),
-    "steps": ((list,), None),
-    "description": ((str,), ""),  # free text for the analyst; not passed on
+# key -> accepted python types; the defaults are the dataclasses' (Campaign, Step): the one place a
+# campaign default is written (dbt gets every setting filled in, `to_dbt_vars`)
+_CAMPAIGN_TYPES: dict[str, tuple[type, ...]] = {
+    "name": (str,),
+    "enabled": (bool,),
+    "cadence": (str,),
+    "audience": (str,),
+    "default_locale": (str,),
+    "abandon_after_minutes": (int,),
+    "max_cart_age_hours": (int,),
+    "frequency_cap_days": (int,),
+    "holdout_percent": (int, float),
+    "max_items": (int,),
+    "coupon_tiers": (str,),
+    "implied_consent_days": (int,),
+    "attribution_window_hours": (int,),
+    "steps": (list,),
+    "description": (str,),  # free text for the analyst; not passed on
 }
-_STEP_KEYS: dict[str, tuple[tuple[type, ...], Any]] = {
-    "channels": ((list,), None),
-    "channel": ((str,), None),  # shorthand for channels: [x]
-    "delay_minutes": ((int,), 0),
-    "template": ((str,), "abandoned_cart"),
-    "only_if_not_engaged": ((bool,), False),
-    "coupon_tiers": ((str, type(None)), None),
-    "description": ((str,), ""),
+_STEP_TYPES: dict[str, tuple[type, ...]] = {
+    "channels": (list,),
+    "channel": (str,),  # shorthand for channels: [x]
+    "delay_minutes": (int,),
+    "template": (str,),
+    "only_if_not_engaged": (bool,),
+    "coupon_tiers": (str, type(None)),
+    "description": (str,),
 }
+_CAMPAIGN_DEFAULTS = {f.name: f.default for f in fields(Campaign) if f.name not in ("steps", "source")}
+_STEP_DEFAULTS = {f.name: f.default for f in fields(Step) if f.name != "step"}
+
+# Which steps a run decides, by its scope (contract §3, F1), the one place the rule is written: `daily` (and
+# `backfill`, which decides as daily over lookback_days, O3) decides step 1 of the `daily` campaigns;
+# `followups` (the hourly run) every step of the `hourly` campaigns and steps >= 2 of the `daily` ones.
+SCOPES = ("daily", "followups", "backfill")
+
+
+def decides(campaign: Campaign, step: int, scope: str) -> bool:
+    if scope not in SCOPES:
+        raise ValueError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
+    if scope == "followups":
+        return campaign.cadence == "hourly" or step > 1
+    return campaign.cadence == "daily" and step == 1
+
+
+def in_scope(campaign: Campaign, scope: str) -> bool:
+    """Whether a campaign has a step the scope's runs decide."""
+    return any(decides(campaign, s.step, scope) for s in campaign.steps)
 
 
 def _type_name(types: tuple[type, ...]) -> str:
@@ -137,10 +158,10 @@ def _parse_step(where: str, index: int, raw: Any) -> Step:
     if not isinstance(raw, dict):
         raise CampaignError(f"{where}: {key0}: expected a mapping, got {raw!r}")
     for key in raw:
-        if key not in _STEP_KEYS:
-            raise CampaignError(f"{where}: {key0}.{key}: unknown key (known: {', '.join(sorted(_STEP_KEYS))})")
+        if key not in _STEP_TYPES:
+            raise CampaignError(f"{where}: {key0}.{key}: unknown key (known: {', '.join(sorted(_STEP_TYPES))})")
     for key, value in raw.items():
-        _check_type(where, f"{key0}.{key}", value, _STEP_KEYS[key][0])
+        _check_type(where, f"{key0}.{key}", value, _STEP_TYPES[key])
     if "channel" in raw and "channels" in raw:
         raise CampaignError(f"{where}: {key0}.channel: give either channel or channels, not both")
     channels = raw.get("channels", [raw["channel"]] if "channel" in raw else None)
@@ -152,15 +173,15 @@ def _parse_step(where: str, index: int, raw: Any) -> Step:
         _check_enum(where, f"{key0}.channels[{i}]", ch, CHANNELS)
     if len(set(channels)) != len(channels):
         raise CampaignError(f"{where}: {key0}.channels: a channel is listed twice: {channels}")
-    delay = raw.get("delay_minutes", 0)
+    delay = raw.get("delay_minutes", _STEP_DEFAULTS["delay_minutes"])
     _check_min(where, f"{key0}.delay_minutes", delay, 0)
-    template = raw.get("template", "abandoned_cart")
+    template = raw.get("template", _STEP_DEFAULTS["template"])
     if not TEMPLATE_RE.match(template):
         raise CampaignError(f"{where}: {key0}.template: {template!r} is not a template name (lower_snake_case)")
     # M7: an email step's template must exist, so a typo fails at load and not at 09:00
     if "email" in channels and not _template_exists(template, "email"):
         raise CampaignError(f"{where}: {key0}.template: no email template {template!r} in {TEMPLATES_DIR / 'email'}")
-    tiers = raw.get("coupon_tiers")
+    tiers = raw.get("coupon_tiers", _STEP_DEFAULTS["coupon_tiers"])
     if tiers is not None and not NAME_RE.match(tiers):
         raise CampaignError(f"{where}: {key0}.coupon_tiers: {tiers!r} is not a tier set name (or none)")
     return Step(
@@ -168,7 +189,7 @@ def _parse_step(where: str, index: int, raw: Any) -> Step:
         channels=tuple(channels),
         delay_minutes=delay,
         template=template,
-        only_if_not_engaged=raw.get("only_if_not_engaged", False),
+        only_if_not_engaged=raw.get("only_if_not_engaged", _STEP_DEFAULTS["only_if_not_engaged"]),
         coupon_tiers=tiers,
     )
 
@@ -179,15 +200,15 @@ def parse_campaign(raw: Any, source: Path | str = "<campaign>") -> Campaign:
     if not isinstance(raw, dict):
         raise CampaignError(f"{where}: expected a mapping of campaign keys at the top level, got {type(raw).__name__}")
     for key in raw:
-        if key not in _CAMPAIGN_KEYS:
-            raise CampaignError(f"{where}: {key}: unknown key (known: {', '.join(sorted(_CAMPAIGN_KEYS))})")
+        if key not in _CAMPAIGN_TYPES:
+            raise CampaignError(f"{where}: {key}: unknown key (known: {', '.join(sorted(_CAMPAIGN_TYPES))})")
     for key, value in raw.items():
-        _check_type(where, key, value, _CAMPAIGN_KEYS[key][0])
+        _check_type(where, key, value, _CAMPAIGN_TYPES[key])
     if "name" not in raw:
         raise CampaignError(f"{where}: name: missing")
     if not NAME_RE.match(raw["name"]):
         raise CampaignError(f"{where}: name: {raw['name']!r} must be lower_snake_case (a-z, 0-9, _)")
-    values = {k: raw.get(k, default) for k, (_, default) in _CAMPAIGN_KEYS.items() if k not in ("steps", "description")}
+    values = {k: raw.get(k, default) for k, default in _CAMPAIGN_DEFAULTS.items()}
     _check_enum(where, "cadence", values["cadence"], CADENCES)
     _check_enum(where, "audience", values["audience"], AUDIENCES)
     _check_enum(where, "default_locale", values["default_locale"], LOCALES)
@@ -252,13 +273,16 @@ def get_campaign(name: str, folder: Path | None = None) -> Campaign:
     raise CampaignError(f"no campaign named {name!r} in {folder or campaigns_dir()}")
 
 
-def to_dbt_vars(campaigns: list[Campaign]) -> list[dict[str, Any]]:
-    """The `campaigns` dbt var (docs/INTERFACES.md): plain dicts, defaults filled, steps 1-based."""
+def to_dbt_vars(campaigns: list[Campaign], scope: str = "daily") -> list[dict[str, Any]]:
+    """The `campaigns` dbt var (docs/INTERFACES.md): plain dicts, every setting filled in, steps 1-based, each
+    step's `decided` flag for the run's scope (`decides`)."""
     out = []
     for c in campaigns:
         d = asdict(c)
         d.pop("source")
         d.pop("enabled")
-        d["steps"] = [{**asdict(s), "channels": list(s.channels)} for s in c.steps]
+        d["steps"] = [
+            {**asdict(s), "channels": list(s.channels), "decided": decides(c, s.step, scope)} for s in c.steps
+        ]
         out.append(d)
     return out

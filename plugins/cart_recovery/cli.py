@@ -73,43 +73,44 @@ def cmd_preview(args: argparse.Namespace) -> int:
     t: datetime = args.date
     campaigns = {c.name: c for c in load_campaigns()}
     with psycopg.connect(conninfo(args.conn_id), row_factory=dict_row) as conn:
-        if not conn.execute("select to_regclass('marts.eligible_recipients') as r").fetchone()["r"]:
-            print("marts.eligible_recipients does not exist: build the models first (a daily run).", file=sys.stderr)
+        if not conn.execute("select to_regclass('marts.decision_history') as r").fetchone()["r"]:
+            print("marts.decision_history does not exist: build the models first (a daily run).", file=sys.stderr)
             return 2
-        where = " where e.customer_id = %(customer)s"
-        params: dict[str, Any] = {"customer": args.customer_id}
+        # the ledger keeps every run's decisions; the contents of the last message_contents_retention_days
+        where = " where e.customer_id = %(customer)s and e.decided_at = %(t)s and e.outbox_status = 'pending'"
+        params: dict[str, Any] = {"customer": args.customer_id, "t": t}
         if args.campaign:
             where += " and e.campaign = %(campaign)s"
             params["campaign"] = args.campaign
         if args.step:
             where += " and e.step = %(step)s"
             params["step"] = args.step
-        rows = conn.execute(SELECT_DECISIONS_SQL + where + " order by e.campaign, e.step", params).fetchall()
-        held = {r["t"] for r in conn.execute("select distinct decided_at as t from marts.eligible_recipients")}
-        at_t = [r for r in rows if r["decided_at"] == t]
+        at_t = conn.execute(SELECT_DECISIONS_SQL + where + " order by e.campaign, e.step", params).fetchall()
         if not at_t:
-            if held and t not in held:
-                # the marts are rebuilt for each run: they only know the T they were last built for
-                shown = ", ".join(sorted(h.isoformat() for h in held))
+            if not conn.execute("select 1 from marts.decision_history where decided_at = %s limit 1", (t,)).fetchone():
+                latest = conn.execute("select max(decided_at) as t from marts.decision_history").fetchone()["t"]
                 print(
-                    f"The marts hold the decisions of T = {shown}, not of T = {t.isoformat()}.\n"
-                    f"Rebuild them for that date first (e.g. `airflow dags test cart_recovery_daily {t.isoformat()}` "
-                    "with dry_run, or dbt build with --vars evaluation_time), then preview again.",
+                    f"No run decided at T = {t.isoformat()} (the latest decided at "
+                    f"{latest.isoformat() if latest else 'none'}). Decide that date first (e.g. "
+                    f"`airflow dags test cart_recovery_daily {t.isoformat()}` with dry_run), then preview again.",
                     file=sys.stderr,
                 )
                 return 2
-            reasons = (
-                conn.execute(
-                    "select campaign, reason from marts.recipient_exclusions "
-                    "where customer_id = %s and decided_at = %s",
-                    (args.customer_id, t),
-                ).fetchall()
-                if conn.execute("select to_regclass('marts.recipient_exclusions') as r").fetchone()["r"]
-                else []
-            )
-            why = "; ".join(f"{r['campaign'] or '-'}: {r['reason']}" for r in reasons) or "no abandoned cart at T"
+            reasons = conn.execute(
+                "select campaign, step, scope, reason from marts.decision_history "
+                "where customer_id = %s and decided_at = %s and reason is not null order by campaign, step",
+                (args.customer_id, t),
+            ).fetchall()
+            why = "; ".join(f"{r['campaign']} step {r['step']}: {r['reason']}" for r in reasons) or "no abandoned cart"
             print(f"customer {args.customer_id} gets no message at T = {t.isoformat()} ({why})", file=sys.stderr)
             return 1
+        if any(r["email"] is None and r["channel"] == "email" for r in at_t):
+            print(
+                "the message contents of that date are no longer kept (message_contents_retention_days): "
+                "decide it again with a dry run to preview it",
+                file=sys.stderr,
+            )
+            return 2
     renderer, sender, secret = EmailRenderer(), sender_identity(), unsubscribe_secret()
     for row in at_t:
         campaign = campaigns.get(row["campaign"])

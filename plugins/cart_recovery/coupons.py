@@ -1,6 +1,7 @@
 """Unique coupon codes from pools (C2, C3), set-based and safe under overlapping runs.
 
-`marts.coupon_assignments` says which tier each eligible cart version gets; this hands out pool codes:
+The run's partition of `marts.decision_history` (T, scope) says which tier each eligible cart version gets;
+this hands out pool codes:
 - a code goes to at most one cart version, ever: `ops.coupon_allocations` has its primary key on the code;
 - the same cart version keeps its code on every rerun: unique (campaign, step, cart_id, cart_version);
 - two runs at once: a transaction-scoped advisory lock per pool serialises allocation from that pool, and
@@ -24,8 +25,8 @@ _ALLOCATE = """
 with needing as (
     select a.campaign, a.step, a.customer_id, a.cart_id, a.cart_version, a.decided_at,
            row_number() over (order by a.campaign, a.step, a.cart_id) as n
-    from marts.coupon_assignments as a
-    where a.coupon_pool = %(pool)s and a.decided_at = %(t)s
+    from marts.decision_history as a
+    where a.coupon_pool = %(pool)s and a.decided_at = %(t)s and a.scope = %(scope)s and a.reason is null
       and not exists (
           select 1 from ops.coupon_allocations as c
           where c.campaign = a.campaign and c.step = a.step and c.cart_id = a.cart_id
@@ -53,8 +54,8 @@ select (select count(*) from needing) as needed, (select count(*) from inserted)
 
 _MISSING = """
 select a.campaign, count(*) as missing
-from marts.coupon_assignments as a
-where a.coupon_pool = %(pool)s and a.decided_at = %(t)s
+from marts.decision_history as a
+where a.coupon_pool = %(pool)s and a.decided_at = %(t)s and a.scope = %(scope)s and a.reason is null
   and not exists (
       select 1 from ops.coupon_allocations as c
       where c.campaign = a.campaign and c.step = a.step and c.cart_id = a.cart_id
@@ -75,17 +76,17 @@ where not exists (
 """
 
 
-def assign_coupons(conn: psycopg.Connection, decided_at: datetime) -> dict[str, Any]:
-    """Allocate pool codes to the run's coupon assignments at T (`marts.coupon_assignments`).
+def assign_coupons(conn: psycopg.Connection, decided_at: datetime, scope: str = "daily") -> dict[str, Any]:
+    """Allocate pool codes to the coupon tiers of the run (T, scope) in `marts.decision_history`.
 
     Returns `{pool: {"needed": n, "allocated": n, "fell_back_to_static": n}}`; "needed" counts the cart
     versions without a code before this call (a rerun needs nothing new)."""
     pools = [
         r[0]
         for r in conn.execute(
-            "select distinct coupon_pool from marts.coupon_assignments "
-            "where decided_at = %s and coupon_pool is not null order by 1",
-            (decided_at,),
+            "select distinct coupon_pool from marts.decision_history "
+            "where decided_at = %s and scope = %s and reason is null and coupon_pool is not null order by 1",
+            (decided_at, scope),
         ).fetchall()
     ]
     conn.commit()
@@ -95,8 +96,8 @@ def assign_coupons(conn: psycopg.Connection, decided_at: datetime) -> dict[str, 
             # C2: one allocator per pool at a time; under READ COMMITTED the next statement sees what the
             # run that held the lock before us committed, so no two runs pick the same free code
             conn.execute("select pg_advisory_xact_lock(hashtext('cart_recovery.coupon_pool:' || %s))", (pool,))
-            needed, allocated = conn.execute(_ALLOCATE, {"pool": pool, "t": decided_at}).fetchone()
-            missing_by_campaign = conn.execute(_MISSING, {"pool": pool, "t": decided_at}).fetchall()
+            needed, allocated = conn.execute(_ALLOCATE, {"pool": pool, "t": decided_at, "scope": scope}).fetchone()
+            missing_by_campaign = conn.execute(_MISSING, {"pool": pool, "t": decided_at, "scope": scope}).fetchall()
             for campaign, missing in missing_by_campaign:
                 # C3: never reuse a code; the tier's static code applies and an operator sees why
                 detail = json.dumps({"pool": pool, "campaign": campaign, "missing": missing}, sort_keys=True)

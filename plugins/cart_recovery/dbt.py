@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import json
 import tempfile
-from datetime import datetime
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -86,16 +86,43 @@ def run_dbt(
     return result
 
 
+def run_schema(evaluation_time: datetime, scope: str) -> str:
+    """The schema a deciding run builds its T- and scope-dependent models in (dbt var `run_schema`,
+    macros/run_schema.sql): one per (scope, T), so overlapping runs never share them (O6)."""
+    return f"run_{scope}_{evaluation_time.astimezone(UTC):%Y%m%dt%H%M%S}"
+
+
+def run_vars(evaluation_time: datetime, scope: str, campaigns: list[dict[str, Any]]) -> dict[str, Any]:
+    """The vars every model of a deciding run sees (docs/INTERFACES.md): T, the scope, its schema and the
+    campaigns (`cart_recovery.campaigns.to_dbt_vars`)."""
+    return {
+        "evaluation_time": evaluation_time.isoformat(),
+        "decision_scope": scope,
+        "run_schema": run_schema(evaluation_time, scope),
+        "campaigns": campaigns,
+    }
+
+
+def drop_run_schema(conn: Any, evaluation_time: datetime, scope: str) -> str:
+    """Drop a run's schema once it has sent: its tables served the build and the send; the ledgers keep
+    what it decided."""
+    from psycopg import sql
+
+    name = run_schema(evaluation_time, scope)
+    conn.execute(sql.SQL("drop schema if exists {} cascade").format(sql.Identifier(name)))
+    conn.commit()
+    return name
+
+
 def build_models(
     evaluation_time: datetime,
     campaigns: list[dict[str, Any]] | None = None,
     select: str | None = None,
     conn_id: str = CONN_ID,
+    scope: str = "daily",
 ) -> Any:
-    """`dbt build` with T and the campaigns' vars (docs/INTERFACES.md)."""
-    vars: dict[str, Any] = {"evaluation_time": evaluation_time.isoformat()}
-    if campaigns is not None:
-        vars["campaigns"] = campaigns
+    """`dbt build` with the run's vars (docs/INTERFACES.md)."""
+    vars = run_vars(evaluation_time, scope, campaigns or [])
     args = ["build"] + (["--select", select] if select else [])
     return run_dbt(args, vars=vars, conn_id=conn_id)
 

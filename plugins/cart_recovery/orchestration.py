@@ -37,25 +37,11 @@ def evaluation_time(context: Any) -> datetime:
     return end
 
 
-# Which (campaign, step) pairs a build decides (the dbt var `decision_scope`, docs/INTERFACES.md):
-# `daily` — step 1 of the `daily` campaigns (cart_recovery_daily, the backfill); `followups` — every due step
-# of the `hourly` campaigns and steps >= 2 of the `daily` ones (cart_recovery_followups, contract §3).
-SCOPES = ("daily", "followups")
+def campaigns_for(context: Any, scope: str = "daily") -> list[Any]:
+    """The enabled campaigns with a step the scope decides (`cart_recovery.campaigns.in_scope`), optionally
+    narrowed by the run's `campaigns` param."""
+    from cart_recovery.campaigns import in_scope, load_campaigns
 
-
-def in_scope(campaign: Any, scope: str = "daily") -> bool:
-    """Whether a campaign has steps the scope's DAG decides."""
-    if scope == "followups":
-        return campaign.cadence == "hourly" or (campaign.cadence == "daily" and len(campaign.steps) > 1)
-    return campaign.cadence == "daily"
-
-
-def campaigns_for(context: Any, cadence: str = "daily") -> list[Any]:
-    """The enabled campaigns of a scope (`daily`, or `followups`; a cadence name is the daily scope's old
-    spelling), optionally narrowed by the run's `campaigns` param."""
-    from cart_recovery.campaigns import load_campaigns
-
-    scope = "followups" if cadence in ("followups", "hourly") else "daily"
     wanted = set((context.get("params") or {}).get("campaigns") or [])
     chosen = [c for c in load_campaigns() if c.enabled and in_scope(c, scope) and (not wanted or c.name in wanted)]
     unknown = wanted - {c.name for c in chosen}
@@ -65,29 +51,39 @@ def campaigns_for(context: Any, cadence: str = "daily") -> list[Any]:
 
 
 def dbt_vars(context: Any, scope: str = "daily") -> dict[str, Any]:
-    """The vars every model of a run sees: T, the scope and the campaigns' parameters (docs/INTERFACES.md)."""
+    """The vars every model of a run sees: T, the scope, its schema and the campaigns (docs/INTERFACES.md)."""
     from cart_recovery.campaigns import to_dbt_vars
+    from cart_recovery.dbt import run_vars
 
-    campaigns = to_dbt_vars(campaigns_for(context, scope))
+    campaigns = to_dbt_vars(campaigns_for(context, scope), scope)
     lookback = (context.get("params") or {}).get("lookback_days")
     if lookback is not None:  # O3: the phase-1 backfill looks back `lookback_days` instead of one day
         for c in campaigns:
             c["max_cart_age_hours"] = int(lookback) * 24
-    return {"evaluation_time": evaluation_time(context).isoformat(), "decision_scope": scope, "campaigns": campaigns}
+    return run_vars(evaluation_time(context), scope, campaigns)
+
+
+def vars_interceptor(scope: str) -> Callable[[Any, Any], None]:
+    """A cosmos interceptor that sets the run's vars (T, `scope`, campaigns) on each dbt task just before its
+    command is built; module-level functions, one per scope, so the operators stay importable by name."""
+    return {"daily": set_dbt_vars, "followups": set_followups_dbt_vars, "backfill": set_backfill_dbt_vars}[scope]
 
 
 def set_dbt_vars(context: Any, operator: Any) -> None:
-    """A cosmos interceptor: sets the run's vars on each dbt task just before its command is built."""
-    operator.vars = dbt_vars(context)
+    operator.vars = dbt_vars(context, "daily")
 
 
 def set_followups_dbt_vars(context: Any, operator: Any) -> None:
-    """`set_dbt_vars` for cart_recovery_followups: the followups scope (a module function, like the daily one)."""
     operator.vars = dbt_vars(context, "followups")
+
+
+def set_backfill_dbt_vars(context: Any, operator: Any) -> None:
+    operator.vars = dbt_vars(context, "backfill")
 
 
 # The attribution models (A2–A4) are built by cart_recovery_attribution only: the decision path leaves them out.
 ATTRIBUTION_TAG = "tag:attribution"
+RETARGETING_TAG = "tag:retargeting"
 
 
 def dbt_task_group(
@@ -164,12 +160,13 @@ def freeze_heap(context: Any, operator: Any) -> None:
     gc.freeze()
 
 
-def assign_coupons(context: Any) -> dict[str, Any]:
+def assign_coupons(context: Any, scope: str = "daily") -> dict[str, Any]:
+    """Pool codes for the run's coupon tiers (C1–C3)."""
     from cart_recovery.coupons import assign_coupons as allocate
     from cart_recovery.db import connect
 
     with connect() as conn:
-        return allocate(conn, evaluation_time(context))
+        return allocate(conn, evaluation_time(context), scope)
 
 
 def send_messages(context: Any, scope: str = "daily") -> dict[str, Any]:
@@ -183,12 +180,16 @@ def send_messages(context: Any, scope: str = "daily") -> dict[str, Any]:
         run_id=context["run_id"],
         campaigns=campaigns_for(context, scope),
         dry_run=bool(params.get("dry_run", False)),
+        scope=scope,
     )
 
 
-def summarize_run(context: Any) -> dict[str, Any]:
-    """Counts by outcome and by exclusion reason for T — ids and numbers only, never PII (O5)."""
+def summarize_run(context: Any, scope: str = "daily") -> dict[str, Any]:
+    """Counts by outcome and by exclusion reason for the run (T, scope) — ids and numbers only, never PII (O5)."""
+    from psycopg import sql
+
     from cart_recovery.db import connect
+    from cart_recovery.dbt import run_schema
 
     t = evaluation_time(context)
     with connect() as conn:
@@ -200,13 +201,15 @@ def summarize_run(context: Any) -> dict[str, Any]:
         )
         reasons = dict(
             conn.execute(
-                "select campaign || ':' || reason, count(*) from marts.recipient_exclusions "
-                "where decided_at = %s group by 1",
-                (t,),
+                "select campaign || ':' || reason, count(*) from marts.decision_history "
+                "where decided_at = %s and scope = %s and reason is not null group by 1",
+                (t, scope),
             ).fetchall()
         )
         carts = conn.execute(
-            "select count(*), count(*) filter (where is_targetable) from marts.abandoned_carts"
+            sql.SQL("select count(*), count(*) filter (where is_targetable) from {}.int_abandoned_carts").format(
+                sql.Identifier(run_schema(t, scope))
+            )
         ).fetchone()
         alerts = conn.execute("select kind, count(*) from ops.alerts where decided_at = %s group by 1", (t,)).fetchall()
         # F1: what each step did on each channel in this run (deferred SMS of earlier runs count where sent)
@@ -219,6 +222,7 @@ def summarize_run(context: Any) -> dict[str, Any]:
         )
     summary = {
         "evaluation_time": t.isoformat(),
+        "scope": scope,
         "abandoned_carts": carts[0],
         "targetable_carts": carts[1],
         "messages_by_outcome": outcomes,
@@ -273,10 +277,10 @@ def load_landing_files_task() -> Any:
 
 
 def decision_models(scope: str = "daily") -> Any:
-    """The dbt task group that decides for a scope (`build_models`), its vars set on every task."""
-    if scope not in SCOPES:
-        raise ValueError(f"scope {scope!r}: one of {', '.join(SCOPES)}")
-    return dbt_task_group(interceptor=set_followups_dbt_vars if scope == "followups" else set_dbt_vars)
+    """The dbt task group that decides for a scope (`build_models`), its vars set on every task. The
+    retargeting models (F5) are the daily run's: the hourly run leaves them out."""
+    exclude = (ATTRIBUTION_TAG,) + ((RETARGETING_TAG,) if scope == "followups" else ())
+    return dbt_task_group(interceptor=vars_interceptor(scope), exclude=exclude)
 
 
 def export_retargeting_audience(context: Any) -> dict[str, Any]:
@@ -284,3 +288,15 @@ def export_retargeting_audience(context: Any) -> dict[str, Any]:
     from cart_recovery.retargeting import export_retargeting_audience as export
 
     return export(context)
+
+
+def drop_run_schema(context: Any, scope: str = "daily") -> str:
+    """The run's own schema (its T- and scope-dependent models) once it has sent: the ledgers keep what it
+    decided. Only after every task succeeded: a failed run keeps it for a look, and its rerun rebuilds it."""
+    from cart_recovery.db import connect
+    from cart_recovery.dbt import drop_run_schema as drop
+
+    with connect() as conn:
+        name = drop(conn, evaluation_time(context), scope)
+    log.info("dropped the run's schema %s", name)
+    return name

@@ -1,8 +1,9 @@
 """The outbox, `ops.messages`: one row per message attempt key, written before any send (S2, E6).
 
-Keys (docs/INTERFACES.md): `idempotency_key = campaign:step:cart_id:cart_version`,
-`message_id = uuid5(MESSAGE_ID_NAMESPACE, idempotency_key)`. A dry run records under `dry_run:<key>` (S3),
-so a later real run of the same date still sends.
+Keys (docs/INTERFACES.md): the idempotency key and message id of every row come with the decision rows dbt
+writes (`marts.decided_messages`), made by the warehouse's functions `ops.idempotency_key` and
+`ops.message_id` (sql/schema.sql), the one definition. A dry run records under `dry_run:<key>`
+(`ops.dry_run_key`, S3), so a later real run of the same date still sends.
 
 Life of a row:
     pending --claim--> (claimed: claimed_by, claimed_at, attempts+1; committed before the API call; the
@@ -21,8 +22,8 @@ Follow-ups (F2, F4):
     pending + send_after > T   -> not sent by the run deciding at T (quiet hours); a later run whose T has
                                   reached send_after sends it, with the decision kept in ops.deferred_sends
     pending --claim, exit re-check in the same transaction--> skipped (exited_order_placed /
-                                  exited_cart_deleted / exited_cart_changed) when raw shows, up to T, an order
-                                  after the cart version, a delete, or a newer version of the cart
+                                  exited_cart_deleted / exited_cart_changed) when, up to T, the cart version has
+                                  an exit (intermediate.int_cart_version_exits, the models' definition)
 """
 
 from __future__ import annotations
@@ -39,9 +40,6 @@ from psycopg.rows import tuple_row
 
 log = logging.getLogger(__name__)
 
-# Fixed forever: message ids of past messages are recomputed from their keys (O2, attribution).
-MESSAGE_ID_NAMESPACE = uuid.UUID("0b6f3c1e-2f4d-5a8b-9c7e-6a1d2e3f4b5c")
-DRY_RUN_PREFIX = "dry_run:"
 STALE_CLAIM_AFTER = timedelta(minutes=15)
 
 _COLUMNS = (
@@ -55,17 +53,9 @@ def _q(conn: psycopg.Connection, sql: str, params: Any = None) -> psycopg.Cursor
     return conn.cursor(row_factory=tuple_row).execute(sql, params)
 
 
-def idempotency_key(campaign: str, step: int, cart_id: str, cart_version: Any, *, dry_run: bool = False) -> str:
-    key = f"{campaign}:{int(step)}:{cart_id}:{cart_version}"
-    return DRY_RUN_PREFIX + key if dry_run else key
-
-
-def message_id_for(key: str) -> uuid.UUID:
-    return uuid.uuid5(MESSAGE_ID_NAMESPACE, key)
-
-
 @dataclass(frozen=True)
 class OutboxRow:
+    message_id: uuid.UUID
     idempotency_key: str
     campaign: str
     step: int
@@ -79,10 +69,6 @@ class OutboxRow:
     skip_reason: str | None = None
     last_error: str | None = None
     send_after: datetime | None = None  # F4: quiet hours, not sent before (the next 08:00 local)
-
-    @property
-    def message_id(self) -> uuid.UUID:
-        return message_id_for(self.idempotency_key)
 
 
 def record(conn: psycopg.Connection, rows: Iterable[OutboxRow]) -> int:
@@ -248,51 +234,30 @@ def claim_many(conn: psycopg.Connection, message_ids: list[uuid.UUID], worker: s
     return dict(rows)
 
 
-# F2: the exit conditions, re-checked in the transaction that claims a batch. `version_at` is the cart
-# version's event time (cart_version is the event id of the cart's latest cart_updated, D1); everything is
-# read up to T (%(t)s), the run's data-interval end, never the wall clock. First reason wins, in this order.
+# F2: the exit conditions, re-checked in the transaction that claims a batch, from the one definition the
+# models use (intermediate.int_cart_version_exits: an order whose latest status is completed, a delete, a
+# newer version), up to T (%(t)s), the run's data-interval end, never the wall clock; the first reason in
+# the exclusion_reasons seed's order wins, as in int_recipient_decisions.
 _EXIT_RECHECK_SQL = """
 with batch as (
-    select m.message_id, m.cart_id, m.customer_id, m.cart_version
+    select m.message_id, m.cart_id, m.cart_version
     from ops.messages as m
     where m.message_id = any(%(ids)s) and m.status = 'pending' and m.claimed_at is null
     for update
 ),
 
-versions as (
-    select
-        b.*,
-        (
-            select max(e.occurred_at) from raw.cart_events as e
-            where e.cart_id = b.cart_id and e.event_id = b.cart_version
-        ) as version_at
-    from batch as b
-),
-
 exits as (
     select
-        v.message_id,
-        case
-            when exists (
-                select 1 from raw.orders as o
-                where
-                    (o.cart_id = v.cart_id or o.customer_id = v.customer_id)
-                    and o.status = 'completed' and o.placed_at > v.version_at and o.placed_at <= %(t)s
-            ) then 'exited_order_placed'
-            when exists (
-                select 1 from raw.cart_events as e
-                where
-                    e.cart_id = v.cart_id and e.event_type = 'cart_deleted'
-                    and e.occurred_at > v.version_at and e.occurred_at <= %(t)s
-            ) then 'exited_cart_deleted'
-            when exists (
-                select 1 from raw.cart_events as e
-                where
-                    e.cart_id = v.cart_id and e.event_type = 'cart_updated'
-                    and (e.occurred_at, e.event_id) > (v.version_at, v.cart_version) and e.occurred_at <= %(t)s
-            ) then 'exited_cart_changed'
-        end as reason
-    from versions as v
+        b.message_id,
+        (
+            select x.exit_reason
+            from intermediate.int_cart_version_exits as x
+            inner join marts.exclusion_reasons as r on r.reason = x.exit_reason
+            where x.cart_id = b.cart_id and x.cart_version = b.cart_version and x.exited_at <= %(t)s
+            order by r.priority
+            limit 1
+        ) as reason
+    from batch as b
 )
 
 update ops.messages as m
@@ -426,12 +391,12 @@ def run_summary(conn: psycopg.Connection, decided_at: datetime) -> dict[str, Any
         ).fetchall()
     )
     reasons: dict[str, int] = {}
-    if _q(conn, "select to_regclass('marts.recipient_exclusions')").fetchone()[0]:
+    if _q(conn, "select to_regclass('marts.decision_history')").fetchone()[0]:
         reasons = dict(
             _q(
                 conn,
-                "select reason, count(*) from marts.recipient_exclusions "
-                "where decided_at = %s group by 1 order by 2 desc",
+                "select reason, count(*) from marts.decision_history "
+                "where decided_at = %s and reason is not null group by 1 order by 2 desc",
                 (decided_at,),
             ).fetchall()
         )

@@ -1,14 +1,14 @@
 """Render and send one run's messages exactly once (S1–S3, E6, E8) — the `send_messages` task body.
 
 1. Stale claims of earlier runs (claimed longer ago than `stale_after`, still pending) become `unknown`.
-2. This run's decisions — `marts.eligible_recipients` joined with `restricted.message_contents` where
-   `decided_at = T` — and its holdouts (`marts.recipient_exclusions`, reason `holdout`, E8) are written to
-   `ops.messages` (`on conflict (idempotency_key) do nothing`) and committed before any API call. Holdouts
-   are recorded `skipped` (E8), and so are steps skipped as `no_allowed_channel` or `engaged` (F3: their
-   row hands the sequence on to the next step). An SMS decided in the recipient's quiet hours (21:00–08:00, F4) gets
-   `send_after` = the next 08:00 there, and its decision row is kept in `ops.deferred_sends` (the marts are
-   rebuilt before it goes); every run sends the pending rows of its campaigns whose `send_after` has come
-   (<= its T), earlier runs' included.
+2. This run's decisions — its partition (T, scope) of `marts.decided_messages`, the outbox rows dbt decided
+   (pending, or skipped with their reason: holdouts, E8, and skips that hand a sequence on, F3; keys and
+   message ids included), joined with the run's `restricted.message_contents` — are written to
+   `ops.messages` as they are (`on conflict do nothing`) and committed before any API call: the sender
+   decides nothing. An SMS decided in the recipient's quiet hours (21:00–08:00, F4) gets `send_after` = the
+   next 08:00 there, and its decision row is kept in `ops.deferred_sends` (the contents are dropped after a
+   retention); every run sends the pending rows of its campaigns whose `send_after` has come (<= its T),
+   earlier runs' included.
 3. A pool of `concurrency` threads, each with its own DB connection and SendGrid client (one kept-alive
    connection per thread), takes the pending rows in batches of `claim_batch`: render the batch -> claim it
    in one statement, committed durably, after re-checking the exit conditions in the same transaction (F2:
@@ -70,7 +70,7 @@ from psycopg.rows import dict_row, tuple_row
 
 from cart_recovery import TEMPLATES_DIR, outbox
 from cart_recovery.channels import SUPPORTED_CHANNELS, SendResult, mask_email, mask_phone, scrub
-from cart_recovery.outbox import OutboxRow, idempotency_key, message_id_for
+from cart_recovery.outbox import OutboxRow
 
 if TYPE_CHECKING:
     from pathlib import Path
@@ -91,18 +91,20 @@ class SendIncomplete(RuntimeError):
         self.counts = counts
 
 
-# The decision rows with the columns the templates need (docs/INTERFACES.md); callers add the where clause.
+# The outbox rows dbt decided for a run, with the columns the templates need (docs/INTERFACES.md); a skipped
+# row has no contents. Callers add the where clause (_RUN_WHERE).
 SELECT_DECISIONS_SQL = """
 select
     e.campaign, e.step, e.channel, e.customer_id, e.cart_id, e.cart_version::text as cart_version, e.decided_at,
-    e.coupon_tier, e.coupon_percent, e.coupon_code,
-    e.campaign || ':' || e.step || ':' || e.cart_id || ':' || e.cart_version::text as idempotency_key,
+    e.scope, e.outbox_status, e.reason, e.coupon_tier, e.coupon_percent, e.coupon_code, e.idempotency_key,
+    e.message_id, e.dry_run_key, e.dry_run_message_id,
     c.email, c.phone, c.first_name, c.locale, c.store_id, c.store_name, c.store_email, c.store_phone, c.store_address,
-    c.store_city, c.store_region, c.store_url, c.cart_url, c.cart_value, c.currency, c.item_count,
+    c.store_city, c.store_region, c.store_time_zone, c.store_url, c.cart_url, c.cart_value, c.currency, c.item_count,
     c.more_items_count, c.items
-from marts.eligible_recipients as e
-inner join restricted.message_contents as c
-    on c.campaign = e.campaign and c.step = e.step and c.cart_id = e.cart_id
+from marts.decided_messages as e
+left join restricted.message_contents as c
+    on c.decided_at = e.decided_at and c.scope = e.scope
+    and c.campaign = e.campaign and c.step = e.step and c.cart_id = e.cart_id
     and c.cart_version::text = e.cart_version::text
 """
 # Columns of restricted.message_contents the sender reads when the model has them (push, omnichannel:
@@ -124,58 +126,19 @@ def decisions_sql(conn: psycopg.Connection) -> str:
     extra = ", ".join(
         f"c.{name}" if name in have else f"null::{kind} as {name}" for name, kind in OPTIONAL_CONTENT_COLUMNS.items()
     )
-    return SELECT_DECISIONS_SQL.replace(
-        "\nfrom marts.eligible_recipients", f", {extra}\nfrom marts.eligible_recipients", 1
-    )
+    return SELECT_DECISIONS_SQL.replace("\nfrom marts.decided_messages", f", {extra}\nfrom marts.decided_messages", 1)
 
 
-_RUN_WHERE = " where e.decided_at = %(t)s and e.campaign = any(%(campaigns)s)"
+_RUN_WHERE = " where e.decided_at = %(t)s and e.scope = %(scope)s and e.campaign = any(%(campaigns)s)"
 
 
-def _create_run_table(conn: psycopg.Connection, t: datetime, campaigns: list[str]) -> None:
-    """cr_run: the decisions at T of `campaigns`, in this session (the sender and each of its child processes)."""
+def _create_run_table(conn: psycopg.Connection, t: datetime, scope: str, campaigns: list[str]) -> None:
+    """cr_run: the run's outbox rows (T, scope) of `campaigns`, in this session (the sender and each of its
+    child processes)."""
     conn.execute("drop table if exists cr_run")
     run_sql = "create temp table cr_run on commit preserve rows as " + decisions_sql(conn) + _RUN_WHERE
-    conn.execute(run_sql, {"t": t, "campaigns": campaigns})
+    conn.execute(run_sql, {"t": t, "scope": scope, "campaigns": campaigns})
     conn.execute("analyze cr_run")  # temp tables get no statistics otherwise: the worklist join needs them
-
-
-# F4: the zone of a store's region when the phone gives none (recipient_time_zone falls back to it)
-REGION_TIME_ZONES = {
-    "QC": "America/Toronto",
-    "ON": "America/Toronto",
-    "NB": "America/Moncton",
-    "NS": "America/Halifax",
-    "PE": "America/Halifax",
-    "NL": "America/St_Johns",
-    "MB": "America/Winnipeg",
-    "SK": "America/Regina",
-    "AB": "America/Edmonton",
-    "BC": "America/Vancouver",
-}
-
-_HOLDOUT_SQL = """
-select campaign, coalesce(step, 1) as step, customer_id, cart_id, coalesce(cart_version::text, '') as cart_version,
-    reason
-from marts.recipient_exclusions
-where decided_at = %(t)s and reason = any(%(reasons)s) and campaign = any(%(campaigns)s) and customer_id is not null
-"""
-# Exclusions recorded as `skipped` outbox rows with their reason: holdouts (E8, the lift's baseline), and,
-# when the campaign has a later step, steps skipped for their channel (F3: no channel of the step allowed)
-# or as engaged (only_if_not_engaged): that row hands the sequence on to its next step, which
-# int_recipient_decisions makes due after it (and caps under E5 until the sequence sent something).
-HANDS_ON_REASONS = (
-    "no_allowed_channel",
-    "engaged",
-    "no_phone",
-    "invalid_phone",
-    "no_push_subscription",
-    "invalid_email",
-    "no_consent",
-    "consent_expired",
-    "suppressed",
-)
-RECORDED_EXCLUSIONS = ("holdout", *HANDS_ON_REASONS)
 
 
 @dataclass
@@ -236,7 +199,7 @@ def render_message(
     from cart_recovery.rendering import build_email_context
     from cart_recovery.unsubscribe import make_token, unsubscribe_url
 
-    message_id = message_id or message_id_for(row["idempotency_key"])
+    message_id = message_id or row["message_id"]
     step = campaign.step_for(int(row["step"]))
     # issued at T: the same date renders the same link (O2); valid 90 days from T
     token = make_token(row["customer_id"], row["channel"], campaign.name, decided_at, secret)
@@ -395,14 +358,13 @@ def _wait_gate(run: _Run) -> None:
 
 
 def _process_dry(run: _Run, row: dict[str, Any]) -> None:
-    key = outbox.DRY_RUN_PREFIX + row["idempotency_key"]
     status, error = "dry_run", None
     try:
-        _compose(run, row, message_id_for(row["idempotency_key"]))
+        _compose(run, row, row["message_id"])  # rendered exactly as it would be sent
     except Exception as exc:  # a template or data problem: recorded, the dry run goes on
         status, error = "failed", f"render: {type(exc).__name__}: {scrub(str(exc))[:500]}"
     with run.lock:
-        run.dry_rows.append(_outbox_row(row, run.decided_at, key, status, last_error=error))
+        run.dry_rows.append(_outbox_row(row, run.decided_at, status, dry_run=True, last_error=error))
         run.counts[status] += 1
 
 
@@ -572,14 +534,17 @@ def _deliver(
 def _outbox_row(
     row: dict[str, Any],
     decided_at: datetime,
-    key: str,
     status: str,
+    *,
+    dry_run: bool = False,
     skip_reason: str | None = None,
     last_error: str | None = None,
     send_after: datetime | None = None,
 ) -> OutboxRow:
+    """The outbox row of a decision row, under its key (or its dry run's) as dbt made it."""
     return OutboxRow(
-        idempotency_key=key,
+        message_id=row["dry_run_message_id"] if dry_run else row["message_id"],
+        idempotency_key=row["dry_run_key"] if dry_run else row["idempotency_key"],
         campaign=row["campaign"],
         step=int(row["step"]),
         channel=row.get("channel") or "email",
@@ -602,39 +567,31 @@ def quiet_hours_send_after(row: dict[str, Any], t: datetime) -> datetime | None:
         return None
     from cart_recovery.channels.sms import quiet_hours_deferral
 
-    region = str(row.get("store_region") or "").upper()
-    return quiet_hours_deferral(t, row.get("phone"), REGION_TIME_ZONES.get(region))
+    # the store's zone comes with the contents (the region_time_zones seed)
+    return quiet_hours_deferral(t, row.get("phone"), row.get("store_time_zone"))
 
 
 def _decision_rows(
-    conn: psycopg.Connection, decided_at: datetime, campaigns: dict[str, Campaign], dry_run: bool
+    conn: psycopg.Connection, decided_at: datetime, dry_run: bool
 ) -> tuple[list[OutboxRow], int, int, int]:
-    """Outbox rows for every decision and holdout of the run (status pending, skipped or nothing for dry runs)."""
+    """The run's outbox rows as dbt decided them: pending (nothing for a dry run, which records after
+    rendering), or skipped with their reason (holdouts, E8; skips that hand a sequence on, F3)."""
     rows: list[OutboxRow] = []
-    decisions = unsupported = 0
+    decisions = unsupported = holdouts = 0
     for r in conn.execute(
-        "select campaign, step, channel, customer_id, cart_id, cart_version, coupon_code, idempotency_key, phone, "
-        "store_region from cr_run"
+        "select campaign, step, channel, customer_id, cart_id, cart_version, coupon_code, idempotency_key, "
+        "message_id, dry_run_key, dry_run_message_id, outbox_status, reason, phone, store_time_zone from cr_run"
     ).fetchall():
+        if r["outbox_status"] == "skipped":
+            holdouts += r["reason"] == "holdout"
+            rows.append(_outbox_row(r, decided_at, "skipped", dry_run=dry_run, skip_reason=r["reason"]))
+            continue
         decisions += 1
-        key = outbox.DRY_RUN_PREFIX + r["idempotency_key"] if dry_run else r["idempotency_key"]
         if r["channel"] not in SUPPORTED_CHANNELS:
             unsupported += 1
-            rows.append(_outbox_row(r, decided_at, key, "skipped", "channel_not_supported"))
+            rows.append(_outbox_row(r, decided_at, "skipped", dry_run=dry_run, skip_reason="channel_not_supported"))
         elif not dry_run:
-            rows.append(_outbox_row(r, decided_at, key, "pending", send_after=quiet_hours_send_after(r, decided_at)))
-    holdouts = 0
-    if conn.execute("select to_regclass('marts.recipient_exclusions')").fetchone()["to_regclass"]:
-        params = {"t": decided_at, "campaigns": list(campaigns), "reasons": list(RECORDED_EXCLUSIONS)}
-        for r in conn.execute(_HOLDOUT_SQL, params).fetchall():
-            campaign = campaigns.get(r["campaign"])
-            if r["reason"] != "holdout" and (campaign is None or int(r["step"]) >= len(campaign.steps)):
-                continue  # a last step's skip hands nothing on: the exclusion mart says why
-            holdouts += r["reason"] == "holdout"
-            step = campaign.step_for(int(r["step"])) if campaign else None
-            channel = step.channels[0] if step else "email"
-            key = idempotency_key(r["campaign"], r["step"], r["cart_id"], r["cart_version"], dry_run=dry_run)
-            rows.append(_outbox_row({**r, "channel": channel}, decided_at, key, "skipped", r["reason"]))
+            rows.append(_outbox_row(r, decided_at, "pending", send_after=quiet_hours_send_after(r, decided_at)))
     return rows, decisions, unsupported, holdouts
 
 
@@ -682,17 +639,20 @@ def _materialise_work(
         params.update(shard=shard[0], shards=shard[1])
     if dry_run:
         conn.execute(
-            "create temp table cr_work as select r.* from cr_run as r where r.channel = any(%(channels)s)", params
+            "create temp table cr_work as select r.* from cr_run as r "
+            "where r.outbox_status = 'pending' and r.channel = any(%(channels)s)",
+            params,
         )
     else:
         conn.execute(
-            "create temp table cr_work as select r.*, m.message_id from cr_run as r "
-            "inner join ops.messages as m using (idempotency_key) "
+            "create temp table cr_work as select r.* from cr_run as r "
+            "inner join ops.messages as m using (message_id) "
             "where r.channel = any(%(channels)s) and m.status = 'pending' and m.claimed_at is null "
             "and (m.send_after is null or m.send_after <= %(t)s) " + part +
             # F4: earlier runs' rows deferred to quiet hours' end, when that has come by T
             "union all "
-            "select (jsonb_populate_record(null::cr_run, d.decision)).*, m.message_id "
+            "select (jsonb_populate_record(null::cr_run, d.decision || jsonb_build_object('message_id', m.message_id)))"
+            ".* "
             "from ops.messages as m inner join ops.deferred_sends as d using (message_id) "
             "where m.status = 'pending' and m.claimed_at is null and m.send_after <= %(t)s "
             "and m.decided_at <> %(t)s and m.campaign = any(%(campaigns)s) and m.channel = any(%(channels)s)" + part,
@@ -750,6 +710,7 @@ class ShardJob:
     shard: int
     shards: int
     decided_at: datetime
+    scope: str
     worker_id: str
     conninfo: str = field(repr=False)  # holds the password
     campaigns: list[Campaign]
@@ -824,7 +785,7 @@ def run_shard(job: ShardJob) -> dict[str, int]:
     )
     with psycopg.connect(job.conninfo, row_factory=dict_row) as conn:
         # the run's decisions, as the parent read them (its temp tables are its own)
-        _create_run_table(conn, job.decided_at, list(run.campaigns))
+        _create_run_table(conn, job.decided_at, job.scope, list(run.campaigns))
         by_channel = _materialise_work(conn, job.decided_at, list(run.campaigns), False, (job.shard, job.shards))
         total = sum(by_channel.get(c, 0) for c in job.sendable)
         try:
@@ -837,7 +798,7 @@ def run_shard(job: ShardJob) -> dict[str, int]:
 
 
 def _start_shards(
-    run: _Run, shards: int, sendable: list[str], workers: int, claim_batch: int, campaigns: list[str]
+    run: _Run, scope: str, shards: int, sendable: list[str], workers: int, claim_batch: int, campaigns: list[str]
 ) -> list[Any]:
     from cart_recovery.subprocess_jobs import start
 
@@ -847,6 +808,7 @@ def _start_shards(
             shard=k,
             shards=shards,
             decided_at=run.decided_at,
+            scope=scope,
             worker_id=f"{run.worker_id}/{k}",
             conninfo=run.conninfo,
             campaigns=[run.campaigns[c] for c in campaigns],
@@ -913,6 +875,7 @@ def send_messages(
     campaigns: list[Campaign],
     dry_run: bool = False,
     conn_id: str = "cart_recovery_db",
+    scope: str = "daily",
     sendgrid_conn_id: str = "sendgrid_default",
     concurrency: int = 32,
     *,
@@ -927,7 +890,7 @@ def send_messages(
     processes: int | None = None,
     min_per_process: int = 2000,
 ) -> dict[str, Any]:
-    """Send (or, dry, render and record) every message decided at `decided_at` for `campaigns`.
+    """Send (or, dry, render and record) every message the run (`decided_at`, `scope`) decided for `campaigns`.
 
     `concurrency` threads in all, over `processes` processes (`shard_count`: a large run uses a second core).
 
@@ -964,8 +927,8 @@ def send_messages(
         if not by_name:
             log.info("no campaigns to send for %s", decided_at.isoformat())
             return {"decided_at": decided_at.isoformat(), "dry_run": dry_run, "decisions": 0, "outcomes": {}}
-        _create_run_table(conn, decided_at, list(by_name))
-        rows, decisions, unsupported, holdouts = _decision_rows(conn, decided_at, by_name, dry_run)
+        _create_run_table(conn, decided_at, scope, list(by_name))
+        rows, decisions, unsupported, holdouts = _decision_rows(conn, decided_at, dry_run)
         new = outbox.record(conn, rows)  # committed before any API call (S2)
         deferred = 0
         if not dry_run:
@@ -1009,7 +972,7 @@ def send_messages(
             # the other processes' shares leave this one's worklist; each child builds its own (S2: every
             # claim is still the conditional update, so shares that overlapped could not send twice)
             conn.execute("delete from cr_work as m where not (true" + _SHARD_SQL + ")", {"shard": 0, "shards": shards})
-            children = _start_shards(run, shards, sendable, workers, claim_batch, list(by_name))
+            children = _start_shards(run, scope, shards, sendable, workers, claim_batch, list(by_name))
             mine = conn.execute("select count(*) as n from cr_work where channel = any(%s)", (sendable,)).fetchone()
             total = mine["n"] if mine else 0
             log.info("sending over %d processes of %d workers each", shards, workers)

@@ -76,8 +76,11 @@ def test_to_dbt_vars_has_exactly_the_interface_keys() -> None:
             "template": "abandoned_cart",
             "only_if_not_engaged": False,
             "coupon_tiers": None,
+            "decided": True,
         }
     ]
+    # the scope rules (contract §3, F1), in one place: the daily scope decides step 1 of daily campaigns
+    assert [s["decided"] for s in to_dbt_vars([daily], "followups")[0]["steps"]] == [False]
 
 
 @pytest.mark.parametrize(
@@ -128,3 +131,17 @@ def test_campaigns_dir_from_the_variable_at_run_time(tmp_path: Path, monkeypatch
     assert [c.name for c in load_campaigns()] == ["test_campaign"]
     monkeypatch.delenv("AIRFLOW_VAR_CART_RECOVERY_CAMPAIGNS_DIR")
     assert campaigns_dir() == CAMPAIGNS_DIR  # Variable.get's default: the project's include/campaigns/
+
+
+def test_f1_scope_rules_decide_each_step_once_between_the_scopes() -> None:
+    """Every step of every campaign is decided by exactly one of the daily and followups scopes; the
+    backfill decides as the daily one (O3)."""
+    from cart_recovery.campaigns import SCOPES, decides, in_scope
+
+    for c in load_campaigns(CAMPAIGNS_DIR):
+        for s in c.steps:
+            deciders = [scope for scope in ("daily", "followups") if decides(c, s.step, scope)]
+            assert len(deciders) == 1, (c.name, s.step, deciders)
+            assert decides(c, s.step, "backfill") == decides(c, s.step, "daily")
+        assert in_scope(c, "followups") == (c.cadence == "hourly" or len(c.steps) > 1)
+    assert SCOPES == ("daily", "followups", "backfill")

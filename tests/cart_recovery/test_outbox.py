@@ -15,7 +15,7 @@ from cart_recovery import CAMPAIGNS_DIR, outbox
 from cart_recovery.campaigns import load_campaigns
 from cart_recovery.devtools import sender_fixtures as fx
 from cart_recovery.devtools.sendgrid_standin import SendGridStandin
-from cart_recovery.outbox import OutboxRow, idempotency_key, message_id_for, run_summary
+from cart_recovery.outbox import OutboxRow, run_summary
 from cart_recovery.sending import SendIncomplete, send_messages
 from cart_recovery.unsubscribe import verify
 
@@ -52,21 +52,35 @@ def statuses(db: psycopg.Connection) -> dict[str, str]:
     return dict(rows)
 
 
-def test_idempotency_key_and_message_id_follow_the_interface() -> None:
-    key = idempotency_key("bookstore_daily", 1, "cart-1", "v3")
+def keyed(db: psycopg.Connection, campaign: str, step: int, cart_id: str, version: str) -> tuple[str, uuid.UUID]:
+    """(idempotency key, message id) from the warehouse's functions, the one definition dbt uses too."""
+    return db.execute(
+        "select ops.idempotency_key(%s, %s, %s, %s) as k, ops.message_id(ops.idempotency_key(%s, %s, %s, %s))",
+        (campaign, step, cart_id, version) * 2,
+    ).fetchone()
+
+
+def row(db: psycopg.Connection, customer: str, cart_id: str) -> OutboxRow:
+    key, mid = keyed(db, "c", 1, cart_id, "v1")
+    return OutboxRow(mid, key, "c", 1, "email", customer, cart_id, "v1", T)
+
+
+def test_idempotency_key_and_message_id_follow_the_interface(db: psycopg.Connection) -> None:
+    key, mid = keyed(db, "bookstore_daily", 1, "cart-1", "v3")
     assert key == "bookstore_daily:1:cart-1:v3"
-    assert message_id_for(key) == uuid.uuid5(outbox.MESSAGE_ID_NAMESPACE, key)
-    assert idempotency_key("bookstore_daily", 1, "cart-1", "v3", dry_run=True) == "dry_run:" + key
+    # a UUID v5 in the namespace fixed forever (past message ids are recomputed from their keys, O2)
+    assert mid == uuid.uuid5(uuid.UUID("0b6f3c1e-2f4d-5a8b-9c7e-6a1d2e3f4b5c"), key)
+    assert db.execute("select ops.dry_run_key(%s)", (key,)).fetchone()[0] == "dry_run:" + key
 
 
 def test_e6_record_keeps_the_first_row_and_claim_is_exclusive(db: psycopg.Connection) -> None:
-    row = OutboxRow(idempotency_key("c", 1, "cart", "v1"), "c", 1, "email", "alice", "cart", "v1", T)
-    assert outbox.record(db, [row]) == 1
-    assert outbox.record(db, [row]) == 0
-    assert outbox.claim(db, row.message_id, "run-a") == 1
-    assert outbox.claim(db, row.message_id, "run-b") is None  # a second run never gets it
-    assert outbox.mark_sent(db, row.message_id, "run-b", "x") is False  # nor records an outcome for it
-    assert outbox.mark_sent(db, row.message_id, "run-a", "sg-1") is True
+    one = row(db, "alice", "cart")
+    assert outbox.record(db, [one]) == 1
+    assert outbox.record(db, [one]) == 0
+    assert outbox.claim(db, one.message_id, "run-a") == 1
+    assert outbox.claim(db, one.message_id, "run-b") is None  # a second run never gets it
+    assert outbox.mark_sent(db, one.message_id, "run-b", "x") is False  # nor records an outcome for it
+    assert outbox.mark_sent(db, one.message_id, "run-a", "sg-1") is True
     assert db.execute("select status, provider_message_id, attempts from ops.messages").fetchone() == (
         "sent",
         "sg-1",
@@ -75,10 +89,7 @@ def test_e6_record_keeps_the_first_row_and_claim_is_exclusive(db: psycopg.Connec
 
 
 def test_stale_claims_become_unknown_and_fresh_ones_stay(db: psycopg.Connection) -> None:
-    rows = [
-        OutboxRow(idempotency_key("c", 1, f"cart{i}", "v1"), "c", 1, "email", f"c{i}", f"cart{i}", "v1", T)
-        for i in range(3)
-    ]
+    rows = [row(db, f"c{i}", f"cart{i}") for i in range(3)]
     outbox.record(db, rows)
     outbox.claim(db, rows[0].message_id, "dead-run")
     outbox.claim(db, rows[1].message_id, "live-run")
@@ -92,10 +103,7 @@ def test_stale_claims_become_unknown_and_fresh_ones_stay(db: psycopg.Connection)
 
 
 def test_e6_batch_claims_are_exclusive_and_outcomes_need_the_claim(db: psycopg.Connection) -> None:
-    rows = [
-        OutboxRow(idempotency_key("c", 1, f"cart{i}", "v1"), "c", 1, "email", f"c{i}", f"cart{i}", "v1", T)
-        for i in range(4)
-    ]
+    rows = [row(db, f"c{i}", f"cart{i}") for i in range(4)]
     outbox.record(db, rows)
     ids = [r.message_id for r in rows]
     db.execute("set synchronous_commit = off")  # the sender's session setting; the claim turns it on itself
@@ -129,10 +137,7 @@ def test_e6_batch_claims_are_exclusive_and_outcomes_need_the_claim(db: psycopg.C
 
 
 def test_stale_batch_claims_are_refreshed_while_the_worker_waits(db: psycopg.Connection) -> None:
-    rows = [
-        OutboxRow(idempotency_key("c", 1, f"cart{i}", "v1"), "c", 1, "email", f"c{i}", f"cart{i}", "v1", T)
-        for i in range(2)
-    ]
+    rows = [row(db, f"c{i}", f"cart{i}") for i in range(2)]
     outbox.record(db, rows)
     ids = [r.message_id for r in rows]
     outbox.claim_many(db, ids, "live-run")
@@ -153,8 +158,8 @@ def test_s1_one_mail_send_request_per_message_with_the_contract_shape(marts, sta
     assert sorted(a.to[0] for a in standin.accepted) == ["alice@mail.example", "bob@mail.example"]
 
     (alice,) = standin.accepted_for("alice@mail.example")
-    key = idempotency_key("bookstore_daily", 1, "cart-alice", "v1")
-    assert alice.custom_args == {"message_id": str(message_id_for(key)), "campaign": "bookstore_daily", "step": "1"}
+    _, mid = keyed(marts, "bookstore_daily", 1, "cart-alice", "v1")
+    assert alice.custom_args == {"message_id": str(mid), "campaign": "bookstore_daily", "step": "1"}
     assert "@" not in json.dumps(alice.custom_args)  # ids only, never an address (O5)
     body = alice.body or {}
     assert [c["type"] for c in body["content"]] == ["text/plain", "text/html"]
@@ -190,8 +195,8 @@ def test_only_this_runs_decisions_are_sent(marts, standin, campaigns) -> None:
 
 def test_e8_holdouts_are_recorded_skipped_and_never_sent(marts, standin, campaigns) -> None:
     fx.add_recipient(marts, "alice", T)
-    fx.add_exclusion(marts, "held", "holdout", T)
-    fx.add_exclusion(marts, "biblio", "institutional", T)  # other reasons stay in the marts only
+    fx.add_exclusion(marts, "held", "holdout", T, recorded=True)
+    fx.add_exclusion(marts, "biblio", "institutional", T)  # other reasons stay in the ledger only
     result = send_messages(T, "run-1", campaigns)
     assert result["holdouts"] == 1
     rows = marts.execute("select customer_id, status, skip_reason from ops.messages order by 1").fetchall()
@@ -245,7 +250,7 @@ def test_o5_logs_never_carry_an_address(marts, standin, campaigns, caplog, capsy
 
 def test_run_summary_counts_outcomes_and_exclusion_reasons(marts, standin, campaigns) -> None:
     fx.add_recipient(marts, "alice", T)
-    fx.add_exclusion(marts, "held", "holdout", T)
+    fx.add_exclusion(marts, "held", "holdout", T, recorded=True)
     fx.add_exclusion(marts, "nocons", "no_consent", T)
     send_messages(T, "run-1", campaigns)
     summary = run_summary(marts, T)

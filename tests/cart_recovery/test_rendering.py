@@ -180,6 +180,6 @@ def test_m7_preview_renders_a_customer_to_a_file(db: psycopg.Connection, tmp_pat
 
     assert main(["preview", "--customer-id", "biblio", "--date", "2026-11-20", "--out", str(out)]) == 1
     assert "institutional" in capsys.readouterr().err
-    # the marts hold T = 2026-11-20: another date is refused with an explanation
+    # no run decided 2026-11-21: refused with an explanation (the ledger holds every run that did, O2)
     assert main(["preview", "--customer-id", "alice", "--date", "2026-11-21", "--out", str(out)]) == 2
-    assert "The marts hold the decisions of T = 2026-11-20T14:00:00+00:00" in capsys.readouterr().err
+    assert "the latest decided at 2026-11-20T14:00:00+00:00" in capsys.readouterr().err

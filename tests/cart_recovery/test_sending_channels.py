@@ -84,8 +84,9 @@ def add(
 
 
 def rebuild(db: psycopg.Connection) -> None:
-    """The next build replaces the marts (the earlier decisions are gone from them)."""
-    db.execute("truncate marts.eligible_recipients, restricted.message_contents, marts.recipient_exclusions")
+    """The later runs decide other things: the deferred message must not need the earlier run's rows (the
+    contents expire, restricted.message_contents_retention_days), only what ops.deferred_sends kept."""
+    db.execute("truncate marts.decision_history, restricted.message_contents")
 
 
 def outbox(db: psycopg.Connection) -> dict[str, tuple[str, str, str | None]]:
@@ -221,13 +222,23 @@ def raw_cart(db: psycopg.Connection, event_id: str, cart_id: str, customer: str,
     )
 
 
-def raw_order(db: psycopg.Connection, customer: str, cart_id: str | None, at: datetime) -> None:
+def raw_order(
+    db: psycopg.Connection, customer: str, cart_id: str | None, at: datetime, status: str = "completed", line: int = 1
+) -> None:
     db.execute(
         "insert into raw.orders (event_id, order_id, customer_id, cart_id, placed_at, status, store_id, currency, "
         "total, items, _file_name, _line_number) "
-        "values (%s, %s, %s, %s, %s, 'completed', 'S1', 'CAD', 20, '[]', 'test', 1)",
-        (f"oe-{customer}", f"o-{customer}", customer, cart_id, at),
+        "values (%s, %s, %s, %s, %s, %s, 'S1', 'CAD', 20, '[]', %s, %s)",
+        (f"oe-{customer}-{status}", f"o-{customer}", customer, cart_id, at, status, f"orders_{line}.jsonl", line),
     )
+
+
+def build_exits(t: datetime) -> None:
+    """The exit conditions' one definition (intermediate.int_cart_version_exits) over staging, built by dbt
+    as a deciding run builds it; the claim re-checks it."""
+    from cart_recovery.dbt import run_dbt, run_vars
+
+    run_dbt(["run", "--select", "+int_cart_version_exits"], vars=run_vars(t, "followups", []))
 
 
 def test_f2_exit_conditions_are_rechecked_when_the_message_is_claimed(marts, providers, campaigns) -> None:
@@ -251,6 +262,13 @@ def test_f2_exit_conditions_are_rechecked_when_the_message_is_claimed(marts, pro
     raw_cart(marts, "v2-changer", "cart-changer", "changer", T - timedelta(minutes=10), "cart_updated")
     raw_order(marts, "later", "cart-later", T + timedelta(hours=1))
     raw_cart(marts, "old-later", "cart-later", "later", version_at - timedelta(hours=1), "cart_updated")
+    # F2, D3: an order completed, then cancelled (a later load) before the step: its latest status wins, as
+    # in the models; it does not stop the step
+    raw_cart(marts, "v-regretter", "cart-regretter", "regretter", version_at, "cart_updated")
+    add(marts, "regretter", T, "email", 3, cart_version="v-regretter")
+    raw_order(marts, "regretter", "cart-regretter", T - timedelta(hours=2), "completed", line=1)
+    raw_order(marts, "regretter", "cart-regretter", T - timedelta(hours=2), "cancelled", line=2)
+    build_exits(T)
 
     result = send_messages(T, "run-1", campaigns)
     assert outbox(marts) == {
@@ -258,17 +276,18 @@ def test_f2_exit_conditions_are_rechecked_when_the_message_is_claimed(marts, pro
         "changer": ("sms", "skipped", "exited_cart_changed"),
         "deleter": ("email", "skipped", "exited_cart_deleted"),
         "later": ("email", "sent", None),
+        "regretter": ("email", "sent", None),
     }
     assert result["this_run"] == {
         "exited_cart_changed": 1,
         "exited_cart_deleted": 1,
         "exited_order_placed": 1,
-        "sent": 1,
+        "sent": 2,
     }
-    assert [m.to for m in sg.accepted] == [["later@mail.example"]]
+    assert sorted(m.to[0] for m in sg.accepted) == ["later@mail.example", "regretter@mail.example"]
     assert ch.sms == []
     send_messages(T, "run-2", campaigns)  # a rerun neither sends nor un-skips them
-    assert len(sg.accepted) == 1
+    assert len(sg.accepted) == 2
     assert outbox(marts)["buyer"] == ("email", "skipped", "exited_order_placed")
 
 

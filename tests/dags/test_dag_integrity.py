@@ -4,9 +4,12 @@ tests/dags/test_dag_integrity.py pattern)."""
 from __future__ import annotations
 
 import ast
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+
+T_RUN = datetime(2026, 11, 20, 14, 0, tzinfo=UTC)
 
 PROJECT = Path(__file__).resolve().parents[2]
 DAG_FILES = sorted((PROJECT / "dags").glob("*.py"))
@@ -108,3 +111,35 @@ def test_no_connection_variable_or_heavy_import_at_parse_time(path):
     text = "\n".join(ast.unparse(n) for n in top_level)
     for banned in ("Variable.get", "get_connection", "BaseHook", "psycopg", "sendgrid", "import dbt"):
         assert banned not in text, f"{banned} at the top level of {path.name}"
+
+
+@pytest.mark.parametrize(
+    ("dag_id", "scope"),
+    [
+        ("cart_recovery_daily", "daily"),
+        ("cart_recovery_followups", "followups"),
+        ("cart_recovery_backfill", "backfill"),
+    ],
+)
+def test_deciding_dags_gate_build_and_drop_their_run_schema(dagbag, dag_id, scope):
+    """Contract §3, O6: each deciding DAG skips its build when its scope has nothing to decide, builds and
+    sends for its own scope, and drops its own schema last, after the summary (and the daily's export)."""
+    dag = dagbag.get_dag(dag_id)
+    gate = dag.get_task("has_steps_to_decide")
+    assert gate.upstream_task_ids == {"load_landing_files"}
+    first_models = set(gate.downstream_task_ids)
+    assert first_models
+    assert all(t.startswith("build_models.") for t in first_models)
+    drop = dag.get_task("drop_run_schema")
+    assert "summarize_run" in drop.upstream_task_ids
+    assert drop.trigger_rule == "all_success", "a failed run keeps its schema for a look"
+    assert not drop.downstream_task_ids
+    if dag_id == "cart_recovery_daily":
+        assert "export_retargeting_audience" in drop.upstream_task_ids
+    retargeting = [t for t in dag.task_ids if "retargeting" in t and t.startswith("build_models.")]
+    assert bool(retargeting) == (scope != "followups"), "F5 is the daily run's"
+    build = next(t for t in dag.tasks if t.task_id.startswith("build_models."))
+    operator = type("Op", (), {})()
+    build.interceptors[1]({"data_interval_end": T_RUN, "params": {}}, operator)
+    assert operator.vars["decision_scope"] == scope
+    assert operator.vars["run_schema"] == f"run_{scope}_20261120t140000"

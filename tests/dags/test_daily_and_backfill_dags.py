@@ -65,6 +65,26 @@ def cart(cid: str | None, cart_id: str, at: datetime, skus: list[str]) -> dict:
     }
 
 
+def write_people(landing: Path, people: list[dict], without_consent: tuple[str, ...] = ("nocons",)) -> None:
+    """The customers file, and an express email consent for each but `without_consent`."""
+    write_csv(landing / "customers_1.csv", people)
+    write_csv(
+        landing / "consents_1.csv",
+        [
+            {
+                "customer_id": p["customer_id"],
+                "channel": "email",
+                "status": "granted",
+                "basis": "express",
+                "recorded_at": "2026-01-01T00:00:00Z",
+                "source": "signup",
+            }
+            for p in people
+            if p["customer_id"] not in without_consent
+        ],
+    )
+
+
 def write_shop(landing: Path) -> None:
     write_csv(
         landing / "stores_1.csv",
@@ -106,22 +126,7 @@ def write_shop(landing: Path) -> None:
         customer("olga"),
         customer("carol"),
     ]
-    write_csv(landing / "customers_1.csv", people)
-    write_csv(
-        landing / "consents_1.csv",
-        [
-            {
-                "customer_id": p["customer_id"],
-                "channel": "email",
-                "status": "granted",
-                "basis": "express",
-                "recorded_at": "2026-01-01T00:00:00Z",
-                "source": "signup",
-            }
-            for p in people
-            if p["customer_id"] != "nocons"
-        ],
-    )
+    write_people(landing, people)
     evening = T - timedelta(hours=18)
     events = [
         cart("alice", "k-alice", evening, ["B1"]),
@@ -153,14 +158,18 @@ def test_daily_rerun_backfill_and_dry_run(airflow_metadata, db_url, db, landing)
         assert "run summary" in log
         assert "@mail.example" not in log, "O5: no email address in the run's logs"
 
-        # E6 / O2: clearing and re-running the same date sends nothing and decides the same
+        # E6 / O2: clearing and re-running the same date sends nothing and decides the same, row for row
+        history = "select * from marts.decision_history where decided_at = %s and scope = 'daily' order by cart_id"
+        first = db.execute(history, (T,)).fetchall()
         run_dag("cart_recovery_daily", T, db_url, landing, sendgrid_url=sg.url)
         assert len(sg.accepted) == 2
-        assert dict(
-            db.execute(
-                "select customer_id, reason from marts.recipient_exclusions where customer_id in ('alice', 'bob')"
-            ).fetchall()
-        ) == {"alice": "already_sent", "bob": "already_sent"}
+        assert db.execute(history, (T,)).fetchall() == first
+        assert {r[0] for r in db.execute("select customer_id from marts.eligible_recipients").fetchall()} == {
+            "alice",
+            "bob",
+        }
+        # the run's own schema is dropped once it has sent; the ledger keeps its decisions
+        assert db.execute("select count(*) from pg_namespace where nspname like 'run\\_%%'").fetchone()[0] == 0
 
         # O3: the phase-1 backfill reaches olga's 4-day-old cart; alice and bob are not messaged again
         run_dag("cart_recovery_backfill", T, db_url, landing, sendgrid_url=sg.url, conf={"lookback_days": 7})

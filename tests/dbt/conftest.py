@@ -39,12 +39,12 @@ class Warehouse:
         args: list[str] | None = None,
         scope: str | None = None,
     ):
-        """`scope`: the var decision_scope (`daily`, the models' default, or `followups`)."""
-        from cart_recovery.dbt import run_dbt
+        """`scope`: the var decision_scope (`daily`, the models' default, `followups` or `backfill`); the
+        campaigns' step flags are set for it as the DAGs set them."""
+        from cart_recovery.dbt import run_dbt, run_vars
+        from tests.dbt.world import campaigns_var
 
-        vars_ = {"evaluation_time": evaluation_time.isoformat(), "campaigns": campaigns}
-        if scope:
-            vars_["decision_scope"] = scope
+        vars_ = run_vars(evaluation_time, scope or "daily", campaigns_var(campaigns, scope))
         cli = list(args or self.args)
         if select:
             cli += ["--select", select]

@@ -12,6 +12,7 @@ from typing import Any
 
 import pytest
 
+from cart_recovery.dbt import run_schema
 from tests.dbt.conftest import EVERYTHING
 from tests.dbt.world import T, World, campaign, h, rows
 
@@ -30,10 +31,10 @@ def world(warehouse) -> Any:
     return warehouse
 
 
-def decisions(conn) -> dict[str, Any]:
+def decisions(conn, schema: str) -> dict[str, Any]:
     return {
-        "campaigns": sorted(r["campaign"] for r in rows(conn, "select campaign from intermediate.int_campaigns")),
-        "steps": rows(conn, "select campaign, step, is_decided from intermediate.int_campaign_steps"),
+        "campaigns": sorted(r["campaign"] for r in rows(conn, f"select campaign from {schema}.int_campaigns")),
+        "steps": rows(conn, f"select campaign, step, is_decided from {schema}.int_campaign_steps"),
         "eligible": sorted(
             (r["campaign"], r["step"], r["cart_id"])
             for r in rows(conn, "select campaign, step, cart_id from marts.eligible_recipients")
@@ -59,13 +60,15 @@ CASES = [
 def test_models_build_for_any_campaign_set(world, campaigns, scope, names, eligible):
     # models, seeds and every data test of the decision path: the build raises on an error or a failed test
     world.build(T, campaigns, args=[*EVERYTHING, "--exclude", "tag:attribution"], scope=scope)
+    schema = run_schema(T, scope)
     with world.connect() as conn:
-        got = decisions(conn)
+        got = decisions(conn, schema)
         # the placeholder row of an empty set keeps the columns' types
         types = rows(
             conn,
             "select column_name, data_type from information_schema.columns "
-            "where table_schema = 'intermediate' and table_name = 'int_campaign_steps'",
+            "where table_schema = %s and table_name = 'int_campaign_steps'",
+            (schema,),
         )
     assert got["campaigns"] == names
     assert got["eligible"] == eligible
@@ -77,7 +80,10 @@ def test_models_build_for_any_campaign_set(world, campaigns, scope, names, eligi
 
 @pytest.mark.parametrize("campaigns", [[], [DAILY, HOURLY]], ids=["none", "both"])
 def test_attribution_models_build_for_any_campaign_set(world, campaigns):
-    world.build(T + h(20), campaigns, args=[*EVERYTHING, "--select", "+tag:attribution"])
+    # as the attribution DAG builds: its models and their ancestors, cautious tests (orchestration.dbt_task_group)
+    world.build(
+        T + h(20), campaigns, args=[*EVERYTHING, "--select", "+tag:attribution", "--indirect-selection", "cautious"]
+    )
     with world.connect() as conn:
         names = sorted(r["campaign"] for r in rows(conn, "select campaign from intermediate.int_attribution_campaigns"))
     assert names == sorted(c["name"] for c in campaigns)

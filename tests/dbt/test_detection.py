@@ -252,5 +252,7 @@ def test_eligible_recipients_interface(built):
         "coupon_tier": None,
         "coupon_percent": None,
         "coupon_code": None,
-        **({"idempotency_key": r["idempotency_key"]} if "idempotency_key" in r else {}),
+        "scope": "daily",
+        "idempotency_key": "bookstore_daily:1:plain-cart:plain-e1",
+        "message_id": r["message_id"],
     }

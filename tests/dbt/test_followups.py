@@ -214,7 +214,7 @@ def _write_world(w: World) -> None:
 
 
 def _decisions(conn) -> dict[str, dict[Key, dict[str, Any]]]:
-    marts = {"eligible": "marts.eligible_recipients_decided", "excluded": "marts.recipient_exclusions"}
+    marts = {"eligible": "marts.eligible_recipients", "excluded": "marts.recipient_exclusions"}
     return {
         name: {(r["campaign"], r["step"], r["cart_id"]): r for r in rows(conn, f"select * from {table}")}
         for name, table in marts.items()

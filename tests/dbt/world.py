@@ -16,6 +16,8 @@ from typing import Any
 
 import psycopg
 
+from cart_recovery.campaigns import parse_campaign, to_dbt_vars
+
 T = datetime.fromisoformat("2026-11-20T14:00:00+00:00")
 
 
@@ -28,36 +30,21 @@ def d(days: float) -> timedelta:
 
 
 def campaign(name: str = "bookstore_daily", **overrides: Any) -> dict[str, Any]:
-    """A campaign var with the contract §6 defaults filled in (as `cart_recovery.campaigns` does)."""
+    """A campaign var as `cart_recovery.campaigns` builds it (its defaults, the only ones), in the daily
+    scope; `campaigns_var` re-derives each step's `decided` flag for another scope."""
     steps = overrides.pop("steps", None) or [{"channels": ["email"]}]
-    c: dict[str, Any] = {
-        "name": name,
-        "cadence": "daily",
-        "audience": "all",
-        "default_locale": "fr",
-        "abandon_after_minutes": 60,
-        "max_cart_age_hours": 24,
-        "frequency_cap_days": 7,
-        "holdout_percent": 0,
-        "max_items": 4,
-        "coupon_tiers": "none",
-        "implied_consent_days": 730,
-        "attribution_window_hours": 24,
-    }
-    c.update(overrides)
-    c["steps"] = [
-        {
-            "step": i,
-            "channels": ["email"],
-            "delay_minutes": 0,
-            "template": "abandoned_cart",
-            "only_if_not_engaged": False,
-            "coupon_tiers": None,
-            **s,
-        }
-        for i, s in enumerate(steps, start=1)
-    ]
-    return c
+    parsed = parse_campaign({"name": name, "enabled": True, **overrides, "steps": steps}, f"{name}.yml")
+    return to_dbt_vars([parsed])[0]
+
+
+def campaigns_var(campaigns: list[dict[str, Any]], scope: str | None) -> list[dict[str, Any]]:
+    """The campaigns var of a build in `scope` (None: daily): the step flags set as the DAGs set them."""
+    out = []
+    for c in campaigns:
+        raw = {k: v for k, v in c.items() if k != "steps"}
+        raw["steps"] = [{k: v for k, v in s.items() if k not in ("step", "decided")} for s in c["steps"]]
+        out.append(to_dbt_vars([parse_campaign({**raw, "enabled": True}, f"{c['name']}.yml")], scope or "daily")[0])
+    return out
 
 
 class World:
@@ -382,7 +369,7 @@ def snapshot(conn: psycopg.Connection) -> dict[str, dict[tuple[str, str], dict[s
     """The decisions of the last build, each mart keyed by (campaign, cart_id)."""
     marts = {
         "abandoned": "marts.abandoned_carts",
-        "eligible": "marts.eligible_recipients_decided",
+        "eligible": "marts.eligible_recipients",
         "excluded": "marts.recipient_exclusions",
     }
     return {

@@ -1,43 +1,17 @@
--- D2: per campaign, the carts abandoned at T: at least one item left (D3), not deleted, not converted,
--- last activity in the campaign's window (abandon_window_start, window_end]. Anonymous carts are counted
--- with is_targetable = false (D4).
-with campaigns as (
-    select * from {{ ref('int_campaigns') }}
-),
-
-carts as (
-    select * from {{ ref('int_carts_evaluated') }}
-),
-
-customers as (
-    select * from {{ ref('int_customers_as_of_t') }}
-),
-
-final as (
-    select
-        campaigns.campaign,
-        carts.cart_id,
-        carts.cart_version,
-        carts.customer_id,
-        carts.store_id,
-        carts.device,
-        carts.currency,
-        carts.cart_url,
-        carts.last_activity_at,
-        carts.item_count,
-        carts.cart_value,
-        (customers.customer_id is not null and customers.email is not null) as is_targetable,
-        campaigns.evaluated_at
-    from campaigns
-    inner join carts
-        on
-            campaigns.abandon_window_start < carts.last_activity_at
-            and campaigns.window_end >= carts.last_activity_at
-    left join customers on carts.customer_id = customers.customer_id
-    where
-        not carts.is_deleted
-        and not carts.is_converted
-        and carts.item_count > 0
-)
-
-select * from final
+-- D2 (contract §4): the carts abandoned at T in the latest run built, per campaign (a copy of that run's
+-- int_abandoned_carts: the run's own schema is dropped once it has sent).
+select
+    campaign,
+    cart_id,
+    cart_version,
+    customer_id,
+    store_id,
+    device,
+    currency,
+    cart_url,
+    last_activity_at,
+    item_count,
+    cart_value,
+    is_targetable,
+    evaluated_at
+from {{ ref('int_abandoned_carts') }}

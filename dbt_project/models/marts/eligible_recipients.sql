@@ -1,13 +1,14 @@
 {{ config(materialized='view') }}
--- Who gets a message in this run (contract §4): one row per (campaign, step, cart version). A view, so the
--- coupon codes allocated after the build (assign_coupons) show at once; an exhausted pool falls back to
--- the tier's static code (C3).
+-- Who gets a message in the latest run built (contract §4): one row per (campaign, step, cart version), from
+-- the ledger's partition of that run. A view, so the coupon codes allocated after the build
+-- (assign_coupons) show at once; an exhausted pool falls back to the tier's static code (C3).
 with decided as (
-    select * from {{ ref('eligible_recipients_decided') }}
+    select * from {{ ref('decision_history') }}
+    where {{ this_run() }} and reason is null
 ),
 
 allocations as (
-    select * from {{ source('ops', 'coupon_allocations') }}
+    select * from {{ ref('stg_ops__coupon_allocations') }}
 ),
 
 final as (
@@ -19,12 +20,12 @@ final as (
         decided.cart_id,
         decided.cart_version,
         decided.decided_at,
+        decided.scope,
         decided.coupon_tier,
         decided.coupon_percent,
-        case
-            when decided.coupon_percent is not null then coalesce(allocations.code, decided.coupon_static_code)
-        end as coupon_code,
-        decided.idempotency_key
+        {{ coupon_code('decided', 'allocations') }} as coupon_code,
+        decided.idempotency_key,
+        decided.message_id
     from decided
     left join allocations
         on

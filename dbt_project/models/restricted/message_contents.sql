@@ -1,4 +1,18 @@
--- What the templates need for each eligible recipient (docs/INTERFACES.md). Personal data (email, phone,
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        pre_hook=[
+            "{{ lock_relation() }}",
+            "{{ delete_run_partition() }}",
+            "{{ delete_expired_contents() }}",
+        ],
+        post_hook=["create index if not exists message_contents_run on {{ this }} (decided_at, scope)"],
+    )
+}}
+-- What the templates need for each message of a run (docs/INTERFACES.md), kept by (decided_at, scope) as the
+-- ledger is: the sender of a run reads its own partition (O6). Kept `message_contents_retention_days` (14)
+-- after T, then deleted (personal data is kept no longer than the sends need). Personal data (email, phone,
 -- first name) lives in this `restricted` schema, not in `marts`.
 -- M1 locale: the customer's (fr/en) else the campaign's default; M2 items in the order added, at most
 -- max_items, and how many more; M4 store: the customer's preferred store, else the cart's.
@@ -6,7 +20,8 @@
 -- updated on a mobile gets the app (ios/android, FCM) subscriptions when it has any, on a desktop the web
 -- push ones when it has any; otherwise (or on a tablet or unknown device) all of them.
 with decided as (
-    select * from {{ ref('eligible_recipients_decided') }}
+    select * from {{ ref('int_decisions') }}
+    where outbox_status = 'pending'
 ),
 
 campaigns as (
@@ -91,6 +106,8 @@ push_lists as (
 
 final as (
     select
+        decided.decided_at,
+        decided.scope,
         decided.campaign,
         decided.step,
         decided.cart_id,
@@ -107,6 +124,8 @@ final as (
         stores.store_address,
         stores.store_city,
         stores.store_region,
+        -- F4: the store's zone, for quiet hours when the phone gives none
+        zones.time_zone as store_time_zone,
         stores.store_url,
         carts.cart_url,
         carts.cart_value,
@@ -123,6 +142,7 @@ final as (
     -- M4: the customer's preferred store when it exists, else the cart's
     left join {{ ref('stg_shop__stores') }} as preferred on customers.preferred_store_id = preferred.store_id
     left join {{ ref('stg_shop__stores') }} as stores on coalesce(preferred.store_id, carts.store_id) = stores.store_id
+    left join {{ ref('region_time_zones') }} as zones on upper(stores.store_region) = zones.region
     left join item_lists
         on
             decided.campaign = item_lists.campaign

@@ -2,8 +2,27 @@
 -- the operational state (outbox, coupon allocations, suppressions, alerts).
 -- dbt reads them as sources; it never writes them. Idempotent: run on every task start.
 
+-- uuid_generate_v5 for the message ids below; a trusted extension: the database's owner may create it
+create extension if not exists "uuid-ossp";
+
 create schema if not exists raw;
 create schema if not exists ops;
+
+-- S2, E6: the one definition of a message's keys, used by dbt (int_decisions) and by everything else:
+-- idempotency_key = campaign:step:cart_id:cart_version; message_id = its UUID v5 in a namespace fixed
+-- forever (past message ids are recomputed from their keys: attribution, O2). Inlined by the planner.
+create or replace function ops.idempotency_key(campaign text, step integer, cart_id text, cart_version text)
+returns text language sql immutable parallel safe
+as $$ select campaign || ':' || step || ':' || cart_id || ':' || cart_version $$;
+
+-- S3: a dry run records under its own key, so a later real run of the date still sends
+create or replace function ops.dry_run_key(idempotency_key text)
+returns text language sql immutable parallel safe
+as $$ select 'dry_run:' || idempotency_key $$;
+
+create or replace function ops.message_id(idempotency_key text)
+returns uuid language sql immutable parallel safe
+as $$ select uuid_generate_v5('0b6f3c1e-2f4d-5a8b-9c7e-6a1d2e3f4b5c'::uuid, idempotency_key) $$;
 
 -- one row per landing file ever loaded; the checksum makes a file load once (contract §2)
 create table if not exists raw.loaded_files (

@@ -13,14 +13,14 @@ with settings as (
         null::numeric as lift_window_hours
     where false
     {%- for c in campaigns %}
-    {%- set later_delay_minutes = (c.get('steps') or [])[1:] | map(attribute='delay_minutes', default=0) | sum %}
+    {%- set later_delay_minutes = c['steps'][1:] | map(attribute='delay_minutes') | sum %}
     union all
     select
-        {{ sql_literal(c['name']) }}::text as campaign,
-        {{ sql_literal(c.get('default_locale', 'fr')) }}::text as default_locale,
-        {{ c.get('holdout_percent', 0) }}::numeric as holdout_percent,
-        {{ c.get('attribution_window_hours', 24) }}::integer as attribution_window_hours,
-        ({{ c.get('attribution_window_hours', 24) }} + {{ later_delay_minutes }} / 60.0)::numeric as lift_window_hours
+        {{ setting(c, 'name') }}::text as campaign,
+        {{ setting(c, 'default_locale') }}::text as default_locale,
+        {{ setting(c, 'holdout_percent') }}::numeric as holdout_percent,
+        {{ setting(c, 'attribution_window_hours') }}::integer as attribution_window_hours,
+        ({{ setting(c, 'attribution_window_hours') }} + {{ later_delay_minutes }} / 60.0)::numeric as lift_window_hours
     {%- endfor %}
 )
 

@@ -9,7 +9,7 @@
     )
 }}
 -- F5: the moments up to T at which a customer could join the retargeting audience: every run that decided
--- to message them (this run's marts.eligible_recipients at T, and every earlier run's outbox rows by
+-- to message them (this run's decisions at T, int_decisions, and every earlier run's outbox rows by
 -- decided_at, never the wall clock: O2), kept when at that moment the customer had a valid email (E2),
 -- email consent in force (E3) and had not opted out of email (E4: unsubscribe or spam report). Held-out
 -- customers (E8) and dry runs (S3) are not candidates: the holdout measures recovery without any nudge.
@@ -18,8 +18,8 @@
 -- keeps the earlier, settled ones, so a day costs the day's decisions, not the message history.
 with decided_now as (
     select distinct customer_id
-    from {{ ref('eligible_recipients') }}
-    where customer_id is not null
+    from {{ ref('int_decisions') }}
+    where customer_id is not null and reason is null
 ),
 
 decided_before as (

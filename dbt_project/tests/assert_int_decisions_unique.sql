@@ -1,4 +1,4 @@
--- E6: one row per (campaign, step, cart version) to message.
+-- E6: one decision per (campaign, step, cart version) in a run.
 -- Combination uniqueness (no dbt_utils): fails with each duplicated key and its count.
 select
     campaign,
@@ -6,6 +6,6 @@ select
     cart_id,
     cart_version,
     count(*) as duplicate_rows
-from {{ ref('eligible_recipients_decided') }}
+from {{ ref('int_decisions') }}
 group by campaign, step, cart_id, cart_version
 having count(*) > 1

@@ -36,7 +36,7 @@ last_bought_for_cart as (
     group by cart_id, sku
 ),
 
--- the cart version's items, unnested from the version's event (as stg_shop__cart_items does for all events)
+-- the cart version's items, unnested from the version's event
 current_items as (
     select
         carts.cart_id,

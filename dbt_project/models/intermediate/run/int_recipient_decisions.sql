@@ -13,18 +13,11 @@
 -- max_cart_age from then on (as step 1 stays in the D2 window). Every rule reads decided_at, never the wall
 -- clock (O2).
 --
--- E9 priority order (the first that applies wins):
---   steps >= 2 only: exited_order_placed, exited_cart_deleted, exited_cart_changed (F2), then
---   previous_step_not_sent (step k - 1 failed, unknown, dry run, or skipped for another reason than its
---   channel (no_allowed_channel and the per-channel reasons) or engaged: those hand the sequence on, F3);
---   anonymous, institutional, superseded_by_newer_cart (step 1), no_email (D4, whatever the channel),
---   F3: when no channel of the step is allowed, for a one-channel step its own reason (no_email |
---   invalid_email | no_phone | invalid_phone | no_push_subscription, no_consent, consent_expired,
---   suppressed), for several channels no_allowed_channel;
---   not_in_test_group, already_sent, frequency_capped (step 1, or a later step of a sequence not
---   entered yet), engaged (only_if_not_engaged), holdout
+-- E9: `applicable_reasons` holds every reason that applies to the row, `reason` the first of them in the
+-- order of the exclusion_reasons seed (dbt_project/seeds/exclusion_reasons.csv, the one list of reasons).
+-- The reasons of a step skipped for its channel (F3) or as engaged hand the sequence on (`hands_on`).
 with abandoned as (
-    select * from {{ ref('abandoned_carts') }}
+    select * from {{ ref('int_abandoned_carts') }}
 ),
 
 campaigns as (
@@ -56,9 +49,11 @@ push_subscriptions as (
     select * from {{ ref('int_push_subscriptions_as_of_t') }}
 ),
 
+-- the messages of the runs before T: a run's own outbox rows (decided at T) are its output, never its input,
+-- so a rerun of T decides exactly as the first run did (O2; the outbox's keys keep E6 across the reruns)
 messages as (
     select * from {{ ref('stg_ops__messages') }}
-    where decided_at <= {{ evaluation_time() }}
+    where decided_at < {{ evaluation_time() }}
 ),
 
 provider_message_ids as (
@@ -67,6 +62,11 @@ provider_message_ids as (
 
 test_group as (
     select * from {{ ref('stg_shop__test_group') }}
+),
+
+-- E9: the reasons and their order (a seed an analyst reads and edits)
+reasons as (
+    select * from {{ ref('exclusion_reasons') }}
 ),
 
 -- D5: the customer's newest abandoned cart in this run and campaign
@@ -131,46 +131,26 @@ later_step_candidates as (
     order by steps.campaign asc, steps.step asc, messages.cart_id asc, messages.decided_at desc
 ),
 
--- the time of each messaged version's own cart_updated event: what came after it ends the sequence (F2)
-versions as (
+-- F2: the first exit of each later step's cart version by T (int_cart_version_exits, the one definition the
+-- send-time re-check reads too), in the exclusion_reasons seed's order; read by key, version by version
+exits as (
     select
         later.campaign,
         later.step,
         later.cart_id,
-        later.cart_version,
-        cart_events.occurred_at as version_at
+        first_exit.exit_reason
     from later_step_candidates as later
-    inner join {{ ref('stg_shop__cart_events') }} as cart_events on later.cart_version = cart_events.event_id
-),
-
--- F2: exits up to T, in the send-time re-check's order (outbox.py): an order, a deletion, a newer version
-exits as (
-    select
-        versions.campaign,
-        versions.step,
-        versions.cart_id,
-        case
-            when bool_or(orders.order_id is not null) then 'exited_order_placed'
-            when bool_or(cart_events.event_type = 'cart_deleted') then 'exited_cart_deleted'
-            when bool_or(cart_events.event_type = 'cart_updated') then 'exited_cart_changed'
-        end as exit_reason
-    from versions
-    inner join later_step_candidates as later
-        on
-            versions.campaign = later.campaign
-            and versions.step = later.step
-            and versions.cart_id = later.cart_id
-    left join {{ ref('stg_shop__cart_events') }} as cart_events
-        on
-            versions.cart_id = cart_events.cart_id
-            and (versions.version_at, versions.cart_version) < (cart_events.occurred_at, cart_events.event_id)
-            and cart_events.occurred_at <= {{ evaluation_time() }}
-    left join {{ ref('int_orders_for_active_carts') }} as orders
-        on
-            (versions.cart_id = orders.cart_id or later.customer_id = orders.customer_id)
-            and versions.version_at < orders.placed_at
-            and orders.placed_at <= {{ evaluation_time() }}
-    group by versions.campaign, versions.step, versions.cart_id
+    cross join lateral (
+        select version_exits.exit_reason
+        from {{ ref('int_cart_version_exits') }} as version_exits
+        inner join reasons on version_exits.exit_reason = reasons.reason
+        where
+            version_exits.cart_id = later.cart_id
+            and version_exits.cart_version = later.cart_version
+            and version_exits.exited_at <= {{ evaluation_time() }}
+        order by reasons.priority asc
+        limit 1
+    ) as first_exit
 ),
 
 -- only_if_not_engaged: a message of this sequence (same campaign and cart version, an earlier step) was
@@ -367,37 +347,41 @@ decided as (
         channel_choice.channel,
         campaigns.evaluated_at as decided_at,
         candidates.previous_message_id,
-        case
-            when exits.exit_reason is not null then exits.exit_reason
+        -- E9: every reason that applies; `final` keeps the first in the exclusion_reasons seed's order
+        array_remove(array[
+            exits.exit_reason,
             -- F3: a step skipped for want of an allowed channel, or as engaged, hands the sequence on
-            when
-                candidates.step > 1
-                and candidates.previous_status != 'sent'
-                and not (
-                    candidates.previous_status = 'skipped'
-                    -- the reasons sending.HANDS_ON_REASONS records as skipped rows
-                    and coalesce(candidates.previous_skip_reason, '') in (
-                        'no_allowed_channel', 'engaged', 'no_phone', 'invalid_phone', 'no_push_subscription',
-                        'invalid_email', 'no_consent', 'consent_expired', 'suppressed'
+            case
+                when
+                    candidates.step > 1
+                    and candidates.previous_status != 'sent'
+                    and not (
+                        candidates.previous_status = 'skipped'
+                        and coalesce(candidates.previous_skip_reason, '') in (
+                            select hands_on_reasons.reason from reasons as hands_on_reasons
+                            where hands_on_reasons.hands_on
+                        )
                     )
-                )
-                then 'previous_step_not_sent'
-            when candidates.customer_id is null or customers.customer_id is null then 'anonymous'
-            when customers.customer_type = 'institution' then 'institutional'
-            when candidates.recency_rank > 1 then 'superseded_by_newer_cart'
+                    then 'previous_step_not_sent'
+            end,
+            case when candidates.customer_id is null or customers.customer_id is null then 'anonymous' end,
+            case when customers.customer_type = 'institution' then 'institutional' end,
+            case when candidates.recency_rank > 1 then 'superseded_by_newer_cart' end,
             -- D4: a customer without an email address is never targeted, whatever the step's channel
-            when customers.email is null then 'no_email'
-            when channel_choice.channel is null then channel_choice.no_channel_reason
-            when campaigns.audience = 'test_group' and test_group.customer_id is null then 'not_in_test_group'
-            when already_sent.cart_id is not null then 'already_sent'
-            when capped.cart_id is not null then 'frequency_capped'
-            when steps.only_if_not_engaged and engaged.cart_id is not null then 'engaged'
-            when
-                ('x' || substr(md5(candidates.customer_id || ':' || candidates.campaign), 1, 8))::bit(32)::bigint
-                % 100
-                < campaigns.holdout_percent
-                then 'holdout'
-        end as reason
+            case when customers.customer_id is not null and customers.email is null then 'no_email' end,
+            case when channel_choice.channel is null then channel_choice.no_channel_reason end,
+            case when campaigns.audience = 'test_group' and test_group.customer_id is null then 'not_in_test_group' end,
+            case when already_sent.cart_id is not null then 'already_sent' end,
+            case when capped.cart_id is not null then 'frequency_capped' end,
+            case when steps.only_if_not_engaged and engaged.cart_id is not null then 'engaged' end,
+            case
+                when
+                    ('x' || substr(md5(candidates.customer_id || ':' || candidates.campaign), 1, 8))::bit(32)::bigint
+                    % 100
+                    < campaigns.holdout_percent
+                    then 'holdout'
+            end
+        ], null) as applicable_reasons
     from candidates
     inner join campaigns on candidates.campaign = campaigns.campaign
     inner join steps on candidates.campaign = steps.campaign and candidates.step = steps.step
@@ -429,6 +413,31 @@ decided as (
             candidates.step = capped.step
             and candidates.campaign = capped.campaign
             and candidates.cart_id = capped.cart_id
+),
+
+final as (
+    select
+        decided.campaign,
+        decided.step,
+        decided.cart_id,
+        decided.cart_version,
+        decided.customer_id,
+        decided.cart_value,
+        decided.currency,
+        decided.channel,
+        decided.decided_at,
+        decided.previous_message_id,
+        -- text, not an array: readable as it is, and typed in dbt's unit-test fixtures
+        array_to_string(decided.applicable_reasons, ',') as applicable_reasons,
+        (
+            select applied.reason
+            from unnest(decided.applicable_reasons) as applied (reason)
+            -- a reason missing from the seed still stops the message (last), and its test fails
+            left join reasons on applied.reason = reasons.reason
+            order by coalesce(reasons.priority, 2147483647) asc
+            limit 1
+        ) as reason
+    from decided
 )
 
-select * from decided
+select * from final
