@@ -35,6 +35,7 @@ from cart_recovery.api.app import create_app
 from cart_recovery.devtools.local_pg import create_database, drop_database
 from cart_recovery.reporting.dashboard import Dashboard, load_dashboard, render_dashboard, write_report
 from tests.dags.runner import PROJECT, run_dag
+from tests.dbt.world import message_keys
 
 TA = datetime(2026, 11, 20, 15, 0, tzinfo=UTC)  # the attribution run: 10:00 in Montréal
 D = datetime(2026, 11, 19, 14, 0, tzinfo=UTC)  # the daily run: 09:00 in Montréal
@@ -48,8 +49,7 @@ DAY_D, DAY_Y = date(2026, 11, 19), date(2026, 11, 18)
 def _message(conn: psycopg.Connection, campaign: str, customer: str, at: datetime, **kw: Any) -> str:
     step, channel = kw.get("step", 1), kw.get("channel", "email")
     status = kw.get("status", "sent")
-    key = f"{campaign}:{step}:k-{customer}:v-{customer}"
-    message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+    key, message_id = message_keys(conn, campaign, step, f"k-{customer}", f"v-{customer}")
     conn.execute(
         "insert into ops.messages (message_id, idempotency_key, campaign, step, channel, customer_id, cart_id, "
         "cart_version, status, skip_reason, provider_message_id, decided_at, coupon_code) "

@@ -33,6 +33,8 @@ def run_dag(
     if conf:
         args += ["--conf", json.dumps(conf)]
     res = subprocess.run(args, cwd=PROJECT, env=env, capture_output=True, text=True, timeout=timeout)
+    if os.environ.get("CR_TEST_DAG_LOG"):  # debugging aid: the whole output of the last run
+        Path(os.environ["CR_TEST_DAG_LOG"]).write_text(res.stdout + res.stderr)
     if res.returncode != 0:
         raise AssertionError(f"{dag_id} failed (rc={res.returncode}):\n{res.stdout[-4000:]}\n{res.stderr[-4000:]}")
     return res

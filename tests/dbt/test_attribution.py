@@ -18,7 +18,7 @@ from typing import Any
 
 import pytest
 
-from tests.dbt.world import World, campaign, d, h, rows
+from tests.dbt.world import World, campaign, d, h, message_keys, rows
 
 D = datetime.fromisoformat("2026-11-19T14:00:00+00:00")  # the daily run's T: 09:00 in Montréal
 TA = datetime.fromisoformat("2026-11-20T15:00:00+00:00")  # the attribution run's T: 10:00 the next day
@@ -57,8 +57,7 @@ class AttributionWorld(World):
     ) -> str:
         cart_id = f"cart-{customer_id}"
         version = cart_version or f"v-{customer_id}-{decided_at:%m%d%H}"
-        key = ("dry_run:" if dry_run else "") + f"{campaign}:{step}:{cart_id}:{version}"
-        message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+        key, message_id = message_keys(self.conn, campaign, step, cart_id, version, dry_run=dry_run)
         self._insert(
             "ops.messages",
             {

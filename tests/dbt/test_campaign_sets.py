@@ -53,6 +53,8 @@ CASES = [
     ("hourly-only-followups", [HOURLY], "followups", ["hourly_one"], [("hourly_one", 1, "ann-cart")]),
     ("both-daily", [DAILY, HOURLY], "daily", ["daily_one", "hourly_one"], [("daily_one", 1, "ann-cart")]),
     ("both-followups", [DAILY, HOURLY], "followups", ["daily_one", "hourly_one"], [("hourly_one", 1, "ann-cart")]),
+    # O3: the backfill decides as the daily run, in a scope (and ledger partition) of its own
+    ("both-backfill", [DAILY, HOURLY], "backfill", ["daily_one", "hourly_one"], [("daily_one", 1, "ann-cart")]),
 ]
 
 

@@ -38,6 +38,8 @@ WEEKLY = campaign("weekly", max_cart_age_hours=7 * 24)
 RULES_CAMPAIGNS = [MAIN, TEST_MODE, HOLDOUT, WEEKLY]
 
 E8_CUSTOMERS = [f"e8-{i:02d}" for i in range(20)]
+
+
 # E9: the documented order of the exclusion reasons (the first that applies wins)
 def _e9_order() -> list[str]:
     """E9's reasons in their order: the exclusion_reasons seed, the one list (the model picks from it)."""

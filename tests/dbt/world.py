@@ -47,6 +47,18 @@ def campaigns_var(campaigns: list[dict[str, Any]], scope: str | None) -> list[di
     return out
 
 
+def message_keys(
+    conn: psycopg.Connection, campaign: str, step: int, cart_id: str, cart_version: str, dry_run: bool = False
+) -> tuple[str, str]:
+    """(idempotency key, message id) of a message, from the warehouse's functions: the one definition, which
+    dbt uses (plugins/cart_recovery/sql/schema.sql)."""
+    key = "ops.idempotency_key(%s, %s, %s, %s)"
+    if dry_run:
+        key = f"ops.dry_run_key({key})"
+    got = conn.execute(f"select {key}, ops.message_id({key})::text", (campaign, step, cart_id, cart_version) * 2)
+    return tuple(got.fetchone())  # type: ignore[return-value]
+
+
 class World:
     """Insert helpers with sensible defaults; every row gets a file name and a line number."""
 
@@ -287,8 +299,7 @@ class World:
     ) -> str:
         """An outbox row as the sender writes it (S2); a later row for the same key replaces it, as a real
         send replaces an earlier dry run's row."""
-        key = f"{campaign}:{step}:{cart_id}:{cart_version}"
-        message_id = str(uuid.uuid5(uuid.NAMESPACE_URL, key))
+        key, message_id = message_keys(self.conn, campaign, step, cart_id, cart_version)
         self._insert(
             "ops.messages",
             {
