@@ -2,65 +2,30 @@
 
 from __future__ import annotations
 
-import json
-import os
 from collections.abc import Iterator
 from contextlib import contextmanager
 from importlib import resources
-from urllib.parse import quote, unquote, urlsplit
+from urllib.parse import quote
 
 import psycopg
 
 CONN_ID = "cart_recovery_db"
 
 
-def _conninfo_from_airflow(conn_id: str) -> str:
-    # Read at run time only (never at DAG parse time): tasks, CLI commands and tests all come here.
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(conn_id)
-    return psycopg.conninfo.make_conninfo(
-        host=conn.host or "127.0.0.1",
-        port=str(conn.port or 5432),
-        user=conn.login or "",
-        password=conn.password or "",
-        dbname=conn.schema or "",
-    )
-
-
 def conninfo(conn_id: str = CONN_ID) -> str:
-    """A libpq connection string for the warehouse.
+    """A libpq connection string for the warehouse, from the connection (cart_recovery.connections: its
+    environment form read directly, so CLI commands work without an Airflow metadata DB)."""
+    from cart_recovery.connections import connection_fields
 
-    The environment form of the connection (AIRFLOW_CONN_CART_RECOVERY_DB, a URI or JSON) is read
-    directly so that CLI commands work without an Airflow metadata DB; otherwise Airflow resolves it.
-    """
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if raw:
-        return conninfo_from_env_value(raw)
-    return _conninfo_from_airflow(conn_id)
-
-
-def conninfo_from_env_value(raw: str) -> str:
-    raw = raw.strip()
-    if raw.startswith("{"):
-        d = json.loads(raw)
-        return psycopg.conninfo.make_conninfo(
-            host=d.get("host") or "127.0.0.1",
-            port=str(d.get("port") or 5432),
-            user=d.get("login") or "",
-            password=d.get("password") or "",
-            dbname=d.get("schema") or "",
-        )
-    parts = urlsplit(raw)
-    scheme = parts.scheme.replace("postgresql", "postgres")
-    if scheme not in ("postgres", "postgres+psycopg2", "postgres+psycopg"):
-        raise ValueError(f"connection {CONN_ID}: expected a postgres URI, got scheme {parts.scheme!r}")
+    fields = connection_fields(conn_id)
+    if fields.conn_type and fields.conn_type.replace("postgresql", "postgres").split("+")[0] != "postgres":
+        raise ValueError(f"connection {conn_id}: expected a postgres connection, got type {fields.conn_type!r}")
     return psycopg.conninfo.make_conninfo(
-        host=parts.hostname or "127.0.0.1",
-        port=str(parts.port or 5432),
-        user=unquote(parts.username or ""),
-        password=unquote(parts.password or ""),
-        dbname=parts.path.lstrip("/"),
+        host=fields.host or "127.0.0.1",
+        port=str(fields.port or 5432),
+        user=fields.login,
+        password=fields.password,
+        dbname=fields.schema,
     )
 
 

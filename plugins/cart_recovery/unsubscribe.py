@@ -56,9 +56,9 @@ def unsubscribe_secret() -> bytes:
     value = os.environ.get("CR_UNSUBSCRIBE_SECRET")
     if not value:
         try:
-            from airflow.sdk import BaseHook
+            from cart_recovery.connections import connection_fields
 
-            value = BaseHook.get_connection(CONN_ID).password
+            value = connection_fields(CONN_ID).password
         except Exception as exc:  # any lookup failure means "not configured here"
             log.debug("no connection %s: %s", CONN_ID, type(exc).__name__)
             value = None

@@ -97,14 +97,14 @@ def public_key() -> ec.EllipticCurvePublicKey | None:
     cached = _key_cache
     if cached is not None and now - cached[0] < KEY_CACHE_SECONDS:
         return cached[1]
-    from airflow.sdk import BaseHook
+    from cart_recovery.connections import connection_fields
 
     try:
-        conn = BaseHook.get_connection(CONN_ID)
+        conn = connection_fields(CONN_ID)
     except Exception as exc:  # any lookup failure means "not configured here"
         log.error("webhook: connection %s is not configured (%s)", CONN_ID, type(exc).__name__)
         return None
-    text = conn.password or conn.extra_dejson.get("public_key")
+    text = conn.password or conn.extra.get("public_key")
     if not text:
         log.error("webhook: connection %s has no password nor extra.public_key", CONN_ID)
         return None

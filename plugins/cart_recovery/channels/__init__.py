@@ -15,12 +15,12 @@ Every channel answers a send with a `SendResult` whose `outcome` the outbox maps
 
 from __future__ import annotations
 
-import json
-import os
 import re
-from dataclasses import dataclass, field
-from typing import Any, Literal
-from urllib.parse import parse_qsl, unquote, urlsplit
+from dataclasses import dataclass
+from typing import Literal
+from urllib.parse import urlsplit
+
+from cart_recovery.connections import ConnectionFields
 
 SUPPORTED_CHANNELS = frozenset({"email", "sms", "push"})  # wired into sending.py (F4)
 
@@ -66,74 +66,7 @@ def mask_phone(phone: str | None) -> str:
 
 
 # --------------------------------------------------------------------------- connections (contract §1)
-@dataclass(frozen=True)
-class ConnectionFields:
-    """The fields of an Airflow connection that the channels read; `repr` never shows the password (O5)."""
-
-    conn_id: str
-    login: str = ""
-    password: str = field(default="", repr=False)
-    host: str = ""
-    port: int | None = None
-    schema: str = ""
-    extra: dict[str, Any] = field(default_factory=dict)
-
-
-def _extra(value: Any) -> dict[str, Any]:
-    if not value:
-        return {}
-    if isinstance(value, dict):
-        return value
-    return json.loads(value)
-
-
-def parse_connection_env(conn_id: str, raw: str) -> ConnectionFields:
-    """An `AIRFLOW_CONN_*` value, JSON (`{"conn_type": …, "login": …, "extra": {…}}`) or Airflow URI
-    (`twilio://SID:TOKEN@host:port/schema?from_number=%2B1…` — query parameters, or `__extra__`, are extras)."""
-    raw = raw.strip()
-    if raw.startswith("{"):
-        d = json.loads(raw)
-        return ConnectionFields(
-            conn_id=conn_id,
-            login=d.get("login") or "",
-            password=d.get("password") or "",
-            host=d.get("host") or "",
-            port=int(d["port"]) if d.get("port") else None,
-            schema=d.get("schema") or "",
-            extra=_extra(d.get("extra")),
-        )
-    p = urlsplit(raw)
-    query = dict(parse_qsl(p.query, keep_blank_values=True))
-    extra = _extra(query.pop("__extra__", None)) or query
-    return ConnectionFields(
-        conn_id=conn_id,
-        login=unquote(p.username or ""),
-        password=unquote(p.password or ""),
-        host=unquote(p.hostname or ""),
-        port=p.port,
-        schema=unquote(p.path.lstrip("/")),
-        extra=extra,
-    )
-
-
-def connection_fields(conn_id: str) -> ConnectionFields:
-    """The connection at run time: its environment form `AIRFLOW_CONN_<ID>` read directly (as `channels.email`
-    does), else Airflow's `BaseHook.get_connection` (secrets backends, the metadata DB). Never at parse time."""
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if raw:
-        return parse_connection_env(conn_id, raw)
-    from airflow.sdk import BaseHook
-
-    conn = BaseHook.get_connection(conn_id)
-    return ConnectionFields(
-        conn_id=conn_id,
-        login=conn.login or "",
-        password=conn.password or "",
-        host=conn.host or "",
-        port=conn.port,
-        schema=conn.schema or "",
-        extra=_extra(conn.extra_dejson if hasattr(conn, "extra_dejson") else conn.extra),
-    )
+# read by cart_recovery.connections, the one reader of every connection
 
 
 def base_url(fields: ConnectionFields, default: str) -> str:

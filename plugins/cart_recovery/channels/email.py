@@ -18,7 +18,6 @@ from __future__ import annotations
 
 import email.utils
 import http.client
-import json
 import logging
 import os
 import select
@@ -28,7 +27,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass
 from typing import Any
-from urllib.parse import unquote, urlsplit
+from urllib.parse import urlsplit
 
 from cart_recovery.channels import SendResult, scrub
 
@@ -60,28 +59,12 @@ def _host_url(host: str | None, port: int | None, schema: str | None = None) -> 
     return url.rstrip("/")
 
 
-def settings_from_env_value(raw: str) -> SendGridSettings:
-    raw = raw.strip()
-    if raw.startswith("{"):
-        d = json.loads(raw)
-        return SendGridSettings(
-            api_key=d.get("password") or "", host=_host_url(d.get("host"), d.get("port"), d.get("schema"))
-        )
-    p = urlsplit(raw)  # sendgrid://:KEY@host:port  (an Airflow URI)
-    host = p.hostname
-    return SendGridSettings(api_key=unquote(p.password or ""), host=_host_url(host, p.port, p.path.lstrip("/")))
-
-
 def sendgrid_settings(conn_id: str = CONN_ID) -> SendGridSettings:
     """The API key and base URL from the Airflow connection (contract §1), resolved at run time."""
-    raw = os.environ.get(f"AIRFLOW_CONN_{conn_id.upper()}")
-    if raw:
-        settings = settings_from_env_value(raw)
-    else:
-        from airflow.sdk import BaseHook
+    from cart_recovery.connections import connection_fields
 
-        conn = BaseHook.get_connection(conn_id)
-        settings = SendGridSettings(api_key=conn.password or "", host=_host_url(conn.host, conn.port, conn.schema))
+    fields = connection_fields(conn_id)
+    settings = SendGridSettings(api_key=fields.password, host=_host_url(fields.host, fields.port, fields.schema))
     if not settings.api_key:
         raise RuntimeError(f"connection {conn_id} has no password (the SendGrid API key)")
     return settings

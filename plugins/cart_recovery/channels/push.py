@@ -38,7 +38,8 @@ from urllib.parse import urlsplit
 import jinja2
 
 from cart_recovery import TEMPLATES_DIR
-from cart_recovery.channels import SendResult, base_url, connection_fields, request_failure, scrub
+from cart_recovery.channels import SendResult, base_url, request_failure, scrub
+from cart_recovery.connections import connection_fields
 
 log = logging.getLogger(__name__)
 

@@ -43,11 +43,11 @@ from cart_recovery import TEMPLATES_DIR
 from cart_recovery.channels import (
     SendResult,
     base_url,
-    connection_fields,
     mask_phone,
     request_failure,
     scrub,
 )
+from cart_recovery.connections import connection_fields
 
 log = logging.getLogger(__name__)
 
